@@ -1,0 +1,1 @@
+"""The control plane: controller, supervisor, local broker and the `modq` CLI."""

@@ -1,0 +1,1 @@
+"""Local Apache Kafka from Maven Central jars."""

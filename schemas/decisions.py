@@ -1,0 +1,93 @@
+"""Moderation decisions, as workers publish them to ``forum.moderation.decisions``.
+
+Contract (``CONTRACT.md``, "Decision JSON"): ``submission_id``, ``kind``, ``queue``,
+``verdict``, ``reasons``, ``decided_at``, ``source`` (``topic``/``partition``/``offset`` of
+the submission) and ``worker_id``. A decision is keyed like its submission and carries ids and
+short reason codes only, never a body (architecture invariant 6).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated
+
+from pydantic import Field, Strict, StringConstraints
+
+from schemas.fields import Count, EntityId, KafkaTopic, SubmissionId, Timestamp, WireModel
+from schemas.queues import DECISION_QUEUE_PATTERN
+from schemas.submissions import Submission, SubmissionKind
+
+MAX_REASONS = 32
+"""Most reasons one decision lists."""
+
+MAX_REASON_LENGTH = 500
+"""Longest single reason, in characters."""
+
+Reason = Annotated[str, Strict(), StringConstraints(min_length=1, max_length=MAX_REASON_LENGTH)]
+"""One reason: a rule id or a short sentence, never submission text."""
+
+
+class Verdict(StrEnum):
+    """What moderation concluded."""
+
+    APPROVED = "approved"
+    REJECTED = "rejected"
+    NEEDS_REVIEW = "needs_review"
+    FAILED = "failed"
+    """Processing gave up; the submission is also in the DLQ."""
+
+
+class SourcePosition(WireModel):
+    """Where a record was read: Kafka topic, partition and offset."""
+
+    topic: KafkaTopic
+    partition: Count
+    offset: Count
+
+
+class Decision(WireModel):
+    """The outcome for one submission, keyed like the submission."""
+
+    submission_id: SubmissionId
+    """The submission's ``id``: its idempotency key."""
+    kind: SubmissionKind
+    """The submission's ``kind``."""
+    queue: Annotated[str, Strict(), StringConstraints(pattern=DECISION_QUEUE_PATTERN)]
+    """The per-key queue (``topic_{id}``, ``users_{a}:{b}``) or ``global_topics``."""
+    verdict: Verdict
+    reasons: Annotated[tuple[Reason, ...], Field(max_length=MAX_REASONS)] = ()
+    """Why, as rule ids or short sentences; empty for a plain approval."""
+    decided_at: Timestamp
+    """When the worker decided (RFC 3339 with a UTC offset)."""
+    source: SourcePosition
+    """Where the submission was read."""
+    worker_id: EntityId
+    """The worker that decided."""
+
+
+def build_decision(
+    submission: Submission,
+    *,
+    verdict: Verdict,
+    reasons: Iterable[str] = (),
+    decided_at: datetime,
+    source: SourcePosition,
+    worker_id: str,
+) -> Decision:
+    """The decision for ``submission``: its id, kind and queue, with the given outcome.
+
+    Publish it with ``submission.key`` as the record key. Raises ``pydantic.ValidationError``
+    if a reason or the worker id breaks the contract (a programming error, not bad input).
+    """
+    return Decision(
+        submission_id=submission.id,
+        kind=SubmissionKind(submission.kind),
+        queue=submission.queue_name,
+        verdict=verdict,
+        reasons=tuple(reasons),
+        decided_at=decided_at,
+        source=source,
+        worker_id=worker_id,
+    )

@@ -1,0 +1,1 @@
+"""The data plane: workers, the publisher SDK and moderation policies."""

@@ -1,0 +1,88 @@
+"""Exactly-once commits: a batch's decisions and its consumed offsets in one transaction.
+
+Under ``exactly_once`` nothing is published when a record finishes; its messages wait in the
+offset tracker. Every commit cycle takes the finished prefix of each partition and, in one
+Kafka transaction, publishes its messages in offset order and adds the offsets with the
+consumer's group metadata (KIP-447), so a fenced zombie can neither publish nor commit.
+Consumers of decisions read committed.
+
+Failure rules (by error attributes, never message text): an abortable error aborts and the
+caller rewinds; a fatal error, or a timeout while committing or aborting, makes the producer
+unusable, so it is rebuilt (``init_transactions`` fences its predecessor) and the caller
+rewinds to the last committed offsets.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from streams.kafka_io import DataProducer, KafkaIOError
+from streams.offsets import Release
+from streams.processing import OutMessage
+
+_LOG = logging.getLogger("modq.worker.txn")
+TXN_TIMEOUT_S = 30.0
+
+
+class TransactionalCommitter:
+    """Owns the transactional producer of one class session. Used from one thread."""
+
+    def __init__(
+        self,
+        producer: DataProducer,
+        factory: Callable[[str], DataProducer],
+        client_id: str,
+    ) -> None:
+        self.producer = producer
+        self._factory = factory
+        self._client_id = client_id
+        self.commits = 0
+        self.aborts = 0
+        self.rebuilds = 0
+
+    def start(self) -> None:
+        """Register the transactional id (fences an older instance of this worker)."""
+        self.producer.init_transactions(TXN_TIMEOUT_S)
+
+    def commit(self, release: Release[tuple[OutMessage, ...]], group_metadata: Any) -> bool:
+        """Publish ``release``'s messages and commit its offsets atomically; False on failure.
+
+        On False nothing of the release is visible to read-committed consumers and its
+        offsets are not committed: the caller must re-read from ``release.starts``.
+        """
+        try:
+            self.producer.begin()
+            for _tp, messages in release.results:
+                for message in messages:
+                    self.producer.produce(
+                        message.topic,
+                        key=message.key,
+                        value=message.value,
+                        headers=list(message.headers),
+                    )
+            self.producer.send_offsets(release.offsets, group_metadata, TXN_TIMEOUT_S)
+            self.producer.commit(TXN_TIMEOUT_S)
+        except KafkaIOError as exc:
+            self._recover(exc)
+            return False
+        self.commits += 1
+        return True
+
+    def _recover(self, exc: KafkaIOError) -> None:
+        _LOG.warning("transaction failed: %s", exc)
+        if exc.abortable and not exc.fatal:
+            try:
+                self.producer.abort(TXN_TIMEOUT_S)
+                self.aborts += 1
+                return
+            except KafkaIOError as abort_exc:
+                _LOG.warning("abort failed, rebuilding the producer: %s", abort_exc)
+        self._rebuild()
+
+    def _rebuild(self) -> None:
+        self.rebuilds += 1
+        self.producer.flush(0)
+        self.producer = self._factory(self._client_id)
+        self.producer.init_transactions(TXN_TIMEOUT_S)
