@@ -13,6 +13,7 @@ from typing import Annotated, Any, NoReturn, TypeVar
 import typer
 from rich.console import Console
 
+from orchestrator.commands import control, dashboard, pipeline, publishing, queue_state, status
 from schemas.settings import Settings, SettingsError, load_settings
 
 app = typer.Typer(
@@ -207,6 +208,17 @@ def _with_kafka_errors(action: Callable[[], T]) -> T:
         return action()
     except KafkaUnavailableError as exc:
         fail(f"{exc} (is the broker up? `make kafka-up`, or set KAFKA_BOOTSTRAP_SERVERS)")
+
+
+# Sub-commands defined in their own modules, registered here explicitly (no import magic).
+app.command("run")(pipeline.run)
+app.command("worker")(pipeline.worker)
+app.command("controller")(control.controller)
+app.command("queue-state")(queue_state.queue_state)
+app.command("dashboard")(dashboard.dashboard)
+app.command("submit")(publishing.submit)
+app.command("loadgen")(publishing.loadgen)
+app.command("status")(status.status)
 
 
 def main() -> None:

@@ -154,6 +154,10 @@ class Settings(BaseSettings):
     circuit_breaker_seconds: Annotated[float, Field(gt=0, le=86_400)] = 120.0
     controller_tick_seconds: Annotated[float, Field(gt=0, le=3600)] = 1.0
     cooldown_seconds: Annotated[float, Field(ge=0, le=86_400)] = 10.0
+    breaker_recovery_seconds: Annotated[float, Field(ge=0, le=86_400)] = 30.0
+    rebalance_margin: Annotated[float, Field(ge=0, le=100)] = 0.25
+    score_length_weight: Annotated[float, Field(ge=0, le=1e6)] = 10.0
+    score_wait_weight: Annotated[float, Field(ge=0, le=1e6)] = 1.0
     heartbeat_seconds: Annotated[float, Field(gt=0, le=600)] = 1.0
     worker_timeout_seconds: Annotated[float, Field(gt=0, le=3600)] = 10.0
 

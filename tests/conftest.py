@@ -24,6 +24,7 @@ from schemas.settings import Settings
 ROOT = Path(__file__).resolve().parent.parent
 STATE_DIR = ROOT / ".modq"
 ARTIFACTS = ROOT / "test-artifacts"
+CLUSTER_NAME = f"pytest-{os.getpid()}"  # concurrent test runs never share (or stop) a broker
 
 
 def _say(config: pytest.Config, line: str) -> None:
@@ -50,7 +51,7 @@ def kafka_bootstrap(pytestconfig: pytest.Config) -> Iterator[str]:
             yield bootstrap
         return
     try:
-        handle = cluster.up(STATE_DIR, name="pytest", port=cluster.free_port())
+        handle = cluster.up(STATE_DIR, name=CLUSTER_NAME, port=cluster.free_port())
     except Exception as exc:
         pytest.fail(f"no Kafka broker could be had for the integration tests: {exc}")
     info = cluster_info({"bootstrap.servers": handle.bootstrap})
@@ -62,7 +63,7 @@ def kafka_bootstrap(pytestconfig: pytest.Config) -> Iterator[str]:
     try:
         yield handle.bootstrap
     finally:
-        cluster.down(STATE_DIR, name="pytest", wipe=True)
+        cluster.down(STATE_DIR, name=CLUSTER_NAME, wipe=True)
 
 
 @pytest.fixture

@@ -1,0 +1,1 @@
+"""`modq` sub-commands, one module per area; registered explicitly in orchestrator.cli."""
