@@ -65,9 +65,9 @@ def pipeline_children(settings: Settings, bootstrap: str) -> list[tuple[str, tup
     from orchestrator.pool import initial_assignments, worker_ids
 
     children: list[tuple[str, tuple[str, ...]]] = []
-    for name, module, argv in _OPTIONAL_CHILDREN:
+    for name, module, extra in _OPTIONAL_CHILDREN:
         if importlib.util.find_spec(module) is not None:
-            children.append((name, ("orchestrator.cli", *argv)))
+            children.append((name, ("orchestrator.cli", *extra)))
     ids = worker_ids(settings.total_workers)
     for worker_id, cls in initial_assignments(settings, ids, datetime.now(UTC)).items():
         argv: tuple[str, ...] = ("orchestrator.cli", "worker", "--id", worker_id)
@@ -96,7 +96,7 @@ def run(
     settings = settings_or_exit(total_workers=workers)
     try:
         with console.status("starting Apache Kafka") as status:
-            lease = ensure_broker(settings, progress=lambda m: status.update(m))
+            lease = ensure_broker(settings, progress=status.update)
     except (ToolMissingError, JarFetchError, BrokerStartError) as exc:
         fail(str(exc))
     try:
