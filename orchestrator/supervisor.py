@@ -28,7 +28,7 @@ RESTART_BACKOFF_MAX_S = 10.0
 
 @dataclass(frozen=True, slots=True)
 class ChildSpec:
-    """A process the supervisor keeps alive: a name and the argv after ``python -m``."""
+    """A process the supervisor keeps alive: a name and the argv after the Python executable."""
 
     name: str
     argv: tuple[str, ...]
@@ -103,7 +103,6 @@ class Supervisor:
     async def _spawn(self, child: ChildState) -> asyncio.subprocess.Process:
         proc = await asyncio.create_subprocess_exec(
             sys.executable,
-            "-m",
             *child.spec.argv,
             env=self._env,
             stdin=asyncio.subprocess.DEVNULL,

@@ -67,10 +67,10 @@ def pipeline_children(settings: Settings, bootstrap: str) -> list[tuple[str, tup
     children: list[tuple[str, tuple[str, ...]]] = []
     for name, module, extra in _OPTIONAL_CHILDREN:
         if importlib.util.find_spec(module) is not None:
-            children.append((name, ("orchestrator.cli", *extra)))
+            children.append((name, ("-m", "orchestrator.cli", *extra)))
     ids = worker_ids(settings.total_workers)
     for worker_id, cls in initial_assignments(settings, ids, datetime.now(UTC)).items():
-        argv: tuple[str, ...] = ("orchestrator.cli", "worker", "--id", worker_id)
+        argv: tuple[str, ...] = ("-m", "orchestrator.cli", "worker", "--id", worker_id)
         if cls is not None:
             argv = (*argv, "--class", cls.value)
         children.append((worker_id, argv))
