@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from confluent_kafka import Consumer
@@ -21,10 +22,10 @@ from schemas.topics import TopicNames
 ROOT = Path(__file__).resolve().parents[2]
 
 
-async def _until(predicate: object, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
+async def _until(predicate: Callable[[], bool], within: float) -> bool:
+    deadline = time.monotonic() + within
     while time.monotonic() < deadline:
-        if predicate():  # type: ignore[operator]
+        if predicate():
             return True
         await asyncio.sleep(0.05)
     return False
