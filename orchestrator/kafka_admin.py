@@ -7,6 +7,7 @@ topic provisioning, descriptions. Functions are synchronous and bounded by a tim
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -152,7 +153,28 @@ def create_topics(
             err = exc.args[0]
             if err.name() != "TOPIC_ALREADY_EXISTS":  # a concurrent creator won the race
                 raise TopicConflictError(name, err.str()) from None
+    _await_visible(admin, created, timeout)
     return sorted(created)
+
+
+def _await_visible(admin: Any, names: list[str], timeout: float) -> None:
+    """Return once every topic in ``names`` has a leader for each partition in metadata.
+
+    CreateTopics answers when the controller accepted the topic; brokers learn of it a moment
+    later. Callers (and tests) describe or produce right away, so wait for visibility here.
+    """
+    deadline = time.monotonic() + timeout
+    pending = set(names)
+    while pending and time.monotonic() < deadline:
+        md = admin.list_topics(timeout=timeout)
+        for name in list(pending):
+            topic = md.topics.get(name)
+            if topic is not None and topic.error is None and topic.partitions and all(
+                p.leader >= 0 for p in topic.partitions.values()
+            ):
+                pending.discard(name)
+        if pending:
+            time.sleep(0.05)  # metadata propagation has no notification to wait on
 
 
 def add_partitions(
