@@ -1,0 +1,214 @@
+"""Publisher throughput: the SDK against a bare confluent-kafka producer loop, side by side.
+
+Run: ``KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:9092 .venv/bin/python -m bench.publisher``
+(``--help`` for the knobs). Every variant uses the contract's producer settings (idempotent,
+``acks=all``, murmur2, lz4, linger 5 ms) against the same broker and topic, ~500-byte bodies.
+Rounds are interleaved (bare, bare+encode, SDK sync, SDK async, then again) so a noisy,
+shared machine slows all variants alike; medians and ratios to the bare loop are reported
+and written to ``docs/bench/publisher.md``.
+
+Variants:
+
+- ``bare``: ``Producer.produce(topic, value, key)`` of pre-encoded bytes, no delivery
+  callback, ``poll(0)`` now and then, ``flush`` at the end. The librdkafka ceiling.
+- ``bare+encode``: the same loop, encoding each model inside it (the work any publisher of
+  models must do).
+- ``sdk-sync`` / ``sdk-async``: ``SyncPublisher.publish_many`` / ``Publisher.publish_many``
+  from models: validation, key and topic derivation, a delivery report per record with
+  (topic, partition, offset) returned for every one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import platform
+import statistics
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from confluent_kafka import Producer, libversion
+from confluent_kafka import __version__ as confluent_version
+from rich.console import Console
+from rich.progress import Progress
+from rich.table import Table
+
+from orchestrator.kafka_admin import delete_topics
+from orchestrator.provisioning import provision, topic_specs
+from schemas.codec import encode
+from schemas.kafka_config import client_config, producer_config
+from schemas.settings import Settings
+from schemas.submissions import PostSubmission
+from streams.loadgen import text_body
+from streams.publisher import Publisher, SyncPublisher
+
+OUTPUT = Path("docs/bench/publisher.md")
+VARIANTS = ("bare", "bare+encode", "sdk-sync", "sdk-async")
+
+
+def _models(count: int, body_bytes: int, keys: int) -> list[PostSubmission]:
+    now = datetime.now(UTC)
+    body = text_body(body_bytes, seed=7)
+    return [
+        PostSubmission(
+            id=f"bench-{i}",
+            submitted_at=now,
+            topic_id=f"topic-{i % keys}",
+            author_id=f"user-{i % 97}",
+            body=body,
+            seq=i // keys,
+        )
+        for i in range(count)
+    ]
+
+
+def _bare_loop(producer: Any, topic: str, items: list[tuple[str, bytes]]) -> None:
+    for n, (key, value) in enumerate(items):
+        while True:
+            try:
+                producer.produce(topic, value=value, key=key)
+                break
+            except BufferError:
+                producer.poll(0.01)
+        if n % 512 == 0:
+            producer.poll(0)
+    if producer.flush(60) != 0:
+        raise RuntimeError("bare producer: records left unflushed")
+
+
+def _bare_encode_loop(producer: Any, topic: str, models: list[PostSubmission]) -> None:
+    for n, model in enumerate(models):
+        value = encode(model)
+        while True:
+            try:
+                producer.produce(topic, value=value, key=model.key)
+                break
+            except BufferError:
+                producer.poll(0.01)
+        if n % 512 == 0:
+            producer.poll(0)
+    if producer.flush(60) != 0:
+        raise RuntimeError("bare producer: records left unflushed")
+
+
+def _timed(action: Callable[[], object]) -> float:
+    start = time.perf_counter()
+    action()
+    return time.perf_counter() - start
+
+
+def run(settings: Settings, count: int, rounds: int, body_bytes: int) -> dict[str, list[float]]:
+    """msgs/s of every variant, per round."""
+    models = _models(count, body_bytes, keys=1000)
+    topic = f"{settings.topic_prefix}submissions.posts"
+    encoded = [(m.key, encode(m)) for m in models]
+    rates: dict[str, list[float]] = {v: [] for v in VARIANTS}
+    bare = Producer(producer_config(settings))
+    bare_enc = Producer(producer_config(settings))
+    for p in (bare, bare_enc):  # connect and get a producer id before timing
+        p.produce(topic, value=b"{}", key="warmup")
+        p.flush(30)
+    loop = asyncio.new_event_loop()
+    sync_pub = SyncPublisher(settings)
+    async_pub = Publisher(settings)
+    try:
+        sync_pub.open()
+        sync_pub.publish(models[0])
+        loop.run_until_complete(async_pub.start())
+        loop.run_until_complete(async_pub.publish(models[0]))
+        actions: dict[str, Callable[[], object]] = {
+            "bare": lambda: _bare_loop(bare, topic, encoded),
+            "bare+encode": lambda: _bare_encode_loop(bare_enc, topic, models),
+            "sdk-sync": lambda: sync_pub.publish_many(models),
+            "sdk-async": lambda: loop.run_until_complete(async_pub.publish_many(models)),
+        }
+        with Progress(console=Console(stderr=True), transient=True) as progress:
+            task = progress.add_task("publishing", total=rounds * len(VARIANTS))
+            for _ in range(rounds):
+                for name in VARIANTS:
+                    progress.update(task, description=f"{name:12}")
+                    rates[name].append(count / _timed(actions[name]))
+                    progress.advance(task)
+    finally:
+        sync_pub.close()
+        loop.run_until_complete(async_pub.close())
+        loop.close()
+    return rates
+
+
+def report(rates: dict[str, list[float]], command: str, count: int, rounds: int) -> str:
+    """The markdown for docs/bench/publisher.md."""
+    base = statistics.median(rates["bare"])
+    enc = statistics.median(rates["bare+encode"])
+    lines = [
+        "# Publisher throughput",
+        "",
+        f"- command: `{command}`",
+        f"- date: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
+        f"- machine: {os.cpu_count()} cores ({platform.processor() or platform.machine()}), "
+        f"{platform.system()} {platform.release()}, Python {platform.python_version()}, "
+        f"confluent-kafka {confluent_version}, librdkafka {libversion()[0]}; a shared dev "
+        "machine (other work running), single local Apache Kafka 4.1 broker",
+        f"- workload: {count} post submissions per round, ~500-byte bodies, 1000 keys, "
+        f"{rounds} interleaved rounds; idempotent producer, acks=all, murmur2_random, lz4, "
+        "linger.ms=5 for every variant",
+        "",
+        "| variant | median msgs/s | min | max | vs bare | vs bare+encode |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for name in VARIANTS:
+        med = statistics.median(rates[name])
+        lines.append(
+            f"| {name} | {med:,.0f} | {min(rates[name]):,.0f} | {max(rates[name]):,.0f} "
+            f"| {med / base:.0%} | {med / enc:.0%} |"
+        )
+    lines += [
+        "",
+        "`bare` produces pre-encoded bytes with no delivery callback; `bare+encode` also "
+        "encodes each model in the loop. The SDK variants validate, derive key and topic, "
+        "encode, and return a (topic, partition, offset) per record from its delivery report.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Parse arguments, run against the configured broker, print and write the report."""
+    parser = argparse.ArgumentParser(prog="python -m bench.publisher", description=__doc__)
+    parser.add_argument("--count", type=int, default=50_000, help="records per round")
+    parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds")
+    parser.add_argument("--body-bytes", type=int, default=500)
+    parser.add_argument("--output", type=Path, default=OUTPUT)
+    args = parser.parse_args(argv)
+    bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
+    settings = Settings(
+        kafka_bootstrap_servers=bootstrap, topic_prefix=f"bench{uuid.uuid4().hex[:8]}."
+    )
+    provision(settings)
+    try:
+        rates = run(settings, args.count, args.rounds, args.body_bytes)
+    finally:
+        delete_topics(client_config(settings), [s.name for s in topic_specs(settings)])
+    command = "KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:9092 .venv/bin/python -m bench.publisher " + (
+        " ".join(sys.argv[1:] if argv is None else argv)
+    )
+    text = report(rates, command.strip(), args.count, args.rounds)
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(text, "utf-8")
+    table = Table("variant", "median msgs/s", "vs bare")
+    base = statistics.median(rates["bare"])
+    for name in VARIANTS:
+        med = statistics.median(rates[name])
+        table.add_row(name, f"{med:,.0f}", f"{med / base:.0%}")
+    Console().print(table)
+    Console(stderr=True).print(f"wrote {args.output}")
+
+
+if __name__ == "__main__":
+    main()
