@@ -8,7 +8,7 @@ MODQ   := $(VENV)/bin/modq
 STAMP  := $(VENV)/.installed-stamp
 
 .DEFAULT_GOAL := help
-.PHONY: help run test lint fmt kafka-up kafka-up-3 kafka-down kafka-wipe chaos bench schemas clean install
+.PHONY: help run test browser-deps lint fmt kafka-up kafka-up-3 kafka-down kafka-wipe chaos bench schemas clean install
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z0-9_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  make %-12s %s\n", $$1, $$2}'
@@ -25,8 +25,11 @@ install: $(STAMP) ## create .venv and install modq with its test and lint tools
 run: $(STAMP) ## run the whole pipeline in the foreground (Ctrl-C drains and stops it)
 	$(MODQ) run
 
-test: $(STAMP) ## the whole test suite against a real Apache Kafka broker
+test: $(STAMP) browser-deps ## the whole test suite against a real Apache Kafka broker
 	$(PY) -m pytest
+
+browser-deps: ## install Debian's chromium for the browser tests when /usr/bin/chromium is missing
+	@test -x /usr/bin/chromium || (apt-get update -qq && apt-get install -y -qq chromium)
 
 lint: $(STAMP) ## ruff, ruff format --check, mypy --strict
 	$(VENV)/bin/ruff check .
@@ -56,6 +59,7 @@ chaos: $(STAMP) ## the long fault-injection scenarios (three brokers, minutes)
 	$(PY) -m pytest -m slow tests/chaos -p no:randomly
 
 bench: $(STAMP) ## run the benchmarks and rewrite docs/benchmarks.md
+	@$(PY) -m pip install --quiet --disable-pip-version-check -e '.[bench]'
 	$(PY) -m bench
 
 clean: ## remove the virtual environment and local broker state
