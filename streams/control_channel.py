@@ -73,7 +73,18 @@ class ControlChannel:
         await self.stop()
 
     async def start(self) -> None:
-        """Connect, read the topic to its end, then follow it in the background."""
+        """Connect, read the topic to its end, then follow it in the background.
+
+        If start-up fails, whatever was opened is closed again before the error propagates.
+        """
+        try:
+            await self._catch_up()
+        except BaseException:
+            await self.stop()
+            raise
+        self._task = asyncio.create_task(self._follow(), name="control-follow")
+
+    async def _catch_up(self) -> None:
         await self._producer.start()
         await self._consumer.start()
         tp = TopicPartition(self._topic, 0)
@@ -82,7 +93,6 @@ class ControlChannel:
         end = (await self._consumer.end_offsets([tp]))[tp]
         while await self._consumer.position(tp) < end:
             await self._read_batch(timeout_ms=500)
-        self._task = asyncio.create_task(self._follow(), name="control-follow")
 
     async def stop(self) -> None:
         """Stop following and close both clients. Idempotent."""
@@ -103,8 +113,14 @@ class ControlChannel:
             _LOG.warning("heartbeat not sent: %s", exc)
 
     async def _follow(self) -> None:
+        """Follow new assignments until stopped; a failing read is logged and retried, so
+        the worker keeps serving its last assignment (ARCHITECTURE.md invariant 4)."""
         while True:
-            await self._read_batch(timeout_ms=1000)
+            try:
+                await self._read_batch(timeout_ms=1000)
+            except Exception as exc:
+                _LOG.warning("reading the control topic failed: %s: %s", type(exc).__name__, exc)
+                await asyncio.sleep(1.0)
 
     async def _read_batch(self, timeout_ms: int) -> None:
         batches = await self._consumer.getmany(timeout_ms=timeout_ms, max_records=1000)

@@ -5,6 +5,12 @@ record. Records are registered in offset order as they are consumed; they finish
 order; :meth:`OffsetTracker.take_committable` releases, per partition, the prefix of finished
 records and the offset one past it.
 
+Stopping without duplicates: :meth:`OffsetTracker.seal` freezes a partition's intake at the
+furthest record started so far. Records past it are not started (:meth:`OffsetTracker.start`
+says no) and not waited for (:meth:`OffsetTracker.pending`); once everything up to it has
+finished, the committable prefix covers every finished record, so the next owner re-reads
+only records nobody decided.
+
 Pure book-keeping: no Kafka, no clock, no asyncio. The worker owns one tracker.
 """
 
@@ -33,6 +39,11 @@ class _Partition(Generic[R]):
     generation: int
     slots: deque[_Slot[R]] = field(default_factory=deque)
     by_offset: dict[int, _Slot[R]] = field(default_factory=dict)
+    started_max: int = -1
+    limit: int | None = None
+
+    def needed(self, offset: int) -> bool:
+        return self.limit is None or offset <= self.limit
 
 
 class OffsetTracker(Generic[R]):
@@ -93,6 +104,28 @@ class OffsetTracker(Generic[R]):
         part.by_offset[offset] = slot
         return part.generation
 
+    def start(self, tp: TP, offset: int, generation: int) -> bool:
+        """Whether the registered record may be processed now (then it counts as started).
+
+        False when ownership moved on, or the partition is sealed and the record lies past
+        its limit: such a record stays unfinished and is left to the next owner.
+        """
+        part = self._parts.get(tp)
+        if part is None or part.generation != generation or offset not in part.by_offset:
+            return False
+        if not part.needed(offset):
+            return False
+        part.started_max = max(part.started_max, offset)
+        return True
+
+    def seal(self, tps: Iterable[TP] | None = None) -> None:
+        """Stop intake of ``tps`` (default: all): only records up to the furthest started one
+        are still to be processed. Idempotent; a later :meth:`assign` unseals."""
+        for tp in self._parts if tps is None else tps:
+            part = self._parts.get(tp)
+            if part is not None and part.limit is None:
+                part.limit = part.started_max
+
     def finish(self, tp: TP, offset: int, generation: int, result: R | None = None) -> bool:
         """Mark a record finished (with an optional result); False if ownership moved on."""
         part = self._parts.get(tp)
@@ -106,26 +139,36 @@ class OffsetTracker(Generic[R]):
         return True
 
     def pending(self, tp: TP | None = None) -> int:
-        """Registered but unfinished records (of ``tp``, or of every owned partition)."""
-        parts = (
-            [self._parts[tp]]
-            if tp is not None and tp in self._parts
-            else ([] if tp is not None else list(self._parts.values()))
-        )
-        return sum(1 for p in parts for s in p.slots if not s.done)
+        """Unfinished records still to be processed (of ``tp``, or of every owned partition):
+        registered ones, except those past a sealed partition's limit."""
+        if tp is None:
+            parts = list(self._parts.values())
+        else:
+            part = self._parts.get(tp)
+            parts = [] if part is None else [part]
+        return sum(1 for p in parts for s in p.slots if not s.done and p.needed(s.offset))
 
     def buffered(self) -> int:
         """Registered records not yet released by :meth:`take_committable`."""
         return sum(len(p.slots) for p in self._parts.values())
 
-    def take_committable(self) -> Release[R]:
-        """Release the finished prefix of every partition (see :class:`Release`).
+    def expects(self, tp: TP, offset: int) -> bool:
+        """Whether ``offset`` of ``tp`` may be registered now (owned, and past the last one)."""
+        part = self._parts.get(tp)
+        return part is not None and (not part.slots or offset > part.slots[-1].offset)
 
-        The caller owns what is returned: it must commit the offsets (retrying on failure)
-        and, under exactly-once, publish the results in the same transaction.
+    def take_committable(self, tps: Iterable[TP] | None = None) -> Release[R]:
+        """Release the finished prefix of every (or each of ``tps``) partition.
+
+        The caller owns what is returned (see :class:`Release`): it must commit the offsets
+        (retrying on failure) and, under exactly-once, publish the results in the same
+        transaction; if that fails it must rewind to ``starts`` (or give the partitions up).
         """
         release: Release[R] = Release()
+        wanted = None if tps is None else set(tps)
         for tp, part in self._parts.items():
+            if wanted is not None and tp not in wanted:
+                continue
             while part.slots and part.slots[0].done:
                 slot = part.slots.popleft()
                 del part.by_offset[slot.offset]

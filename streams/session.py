@@ -11,6 +11,15 @@ run there and hand work to the event loop with ``run_coroutine_threadsafe``. On 
 the callback waits until the revoked partitions' records are finished, commits them, and
 only then lets the partitions go (commit-on-revoke). Delivery acknowledgements arrive on a
 producer thread and are relayed to the loop.
+
+Bounded memory: at most ``max_buffered`` records are held (consumed, not committed); at the
+bound the partitions are paused (:class:`streams.flow.Backpressure`).
+
+Failure: a data-path error (undeliverable message, fatal client error, a bug in a lane)
+stops the session; it commits only finished prefixes, never past an unfinished record, and
+:meth:`ClassSession.serve` re-raises the error. If the session dies abnormally (an exception
+or cancellation), the revocation on close neither drains nor commits: whatever is not
+committed is re-read by the next owner.
 """
 
 from __future__ import annotations
@@ -21,46 +30,35 @@ import logging
 import time
 from collections.abc import Callable, Hashable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from schemas.queues import QueueClass
 from schemas.settings import ProcessingGuarantee, Settings
 from schemas.topics import TopicNames
-from streams.kafka_io import TP, DataConsumer, DataProducer, KafkaIOError, Record
+from streams.deliveries import Deliveries
+from streams.flow import (
+    Backpressure,
+    FlowAction,
+    Work,
+    class_topic,
+    default_max_buffered,
+    group_id,
+)
+from streams.kafka_io import TP, DataConsumer, DataProducer, KafkaIOError
 from streams.lanes import Batches, KeyedLanes
 from streams.metrics import WorkerMetrics
-from streams.offsets import OffsetTracker
+from streams.offsets import OffsetTracker, Release
 from streams.processing import Outcome, OutMessage, RecordProcessor
-from streams.transactions import TransactionalCommitter
+from streams.transactions import OffsetCommitter, TransactionalCommitter
+
+__all__ = ["ClassSession", "Work", "class_topic", "group_id"]
 
 _LOG = logging.getLogger("modq.worker")
 T = TypeVar("T")
-CONSUME_BATCH = 500
 CONSUME_TIMEOUT_S = 0.05
 COMMIT_INTERVAL_S = 0.1
-
-
-def group_id(topics: TopicNames, queue_class: QueueClass) -> str:
-    """The consumer group that serves ``queue_class`` (shared by every worker of that class)."""
-    return f"{topics.prefix}modq.{queue_class.value}"
-
-
-def class_topic(topics: TopicNames, queue_class: QueueClass) -> str:
-    """The submission topic a queue class consumes."""
-    return {
-        QueueClass.GLOBAL_TOPICS: topics.submissions_topics,
-        QueueClass.TOPIC_POSTS: topics.submissions_posts,
-        QueueClass.PRIVATE_MESSAGES: topics.submissions_private_messages,
-    }[queue_class]
-
-
-@dataclass(frozen=True, slots=True)
-class Work:
-    """A consumed record and the ownership generation it was consumed under."""
-
-    record: Record
-    generation: int
+CALLBACK_SLACK_S = 30.0
+"""How much longer than the drain deadline a rebalance callback waits for the loop."""
 
 
 class ClassSession:
@@ -75,6 +73,7 @@ class ClassSession:
         processor: RecordProcessor,
         metrics: WorkerMetrics,
         on_progress: Callable[[], None] = lambda: None,
+        max_buffered: int | None = None,
     ) -> None:
         self._settings = settings
         self._worker_id = worker_id
@@ -87,40 +86,94 @@ class ClassSession:
         self._tracker: OffsetTracker[tuple[OutMessage, ...]] = OffsetTracker()
         self._lanes: KeyedLanes[Work] = KeyedLanes()
         self._batches: Batches[Work] = Batches(settings.batch_size, settings.batch_wait_seconds)
+        self._flow = Backpressure(max_buffered or default_max_buffered(settings.max_in_flight_keys))
         self._stop = asyncio.Event()
         self._progress = asyncio.Event()
-        self._to_commit: dict[TP, int] = {}
         self._failure: BaseException | None = None
-        self._unacked: dict[tuple[TP, int], int] = {}
+        self._abandon = False
         self._cexec = ThreadPoolExecutor(1, thread_name_prefix=f"consumer-{queue_class.value}")
-        self._pexec = ThreadPoolExecutor(1, thread_name_prefix="producer-poll")
         self._loop: asyncio.AbstractEventLoop | None = None
         self._consumer: DataConsumer | None = None
         self._producer: DataProducer | None = None
         self._committer: TransactionalCommitter | None = None
-        self._paused = False
+        self._offsets: OffsetCommitter | None = None
+        self._deliveries: Deliveries | None = None
         self.in_flight = 0
         self.processed = 0
+        self.peak_buffered = 0
+        """The most records held at once (never above ``max_buffered`` + late assignments)."""
+        self.pauses = 0
+        """How many times backpressure paused fetching."""
 
     # --- public ---------------------------------------------------------------------------
 
     def request_stop(self) -> None:
-        """Stop taking work; :meth:`serve` then drains, commits, leaves and returns."""
+        """Stop taking work; :meth:`serve` then drains, commits, leaves and returns.
+
+        Records already started finish, and so does every record before them in their
+        partition; later ones are left to the next owner. So the final commit covers every
+        decided record: a graceful stop or switch re-decides nothing.
+        """
         self._stop.set()
+        self._tracker.seal()
 
     @property
     def buffered(self) -> int:
         """Records consumed and not yet committed."""
         return self._tracker.buffered()
 
+    @property
+    def assigned(self) -> list[TP]:
+        """Partitions this session owns now."""
+        return self._tracker.partitions
+
+    @property
+    def max_buffered(self) -> int:
+        """The bound on :attr:`buffered` (backpressure pauses fetching there)."""
+        return self._flow.limit
+
     async def serve(self) -> None:
-        """Run until :meth:`request_stop`; always leaves the group cleanly before returning."""
+        """Run until :meth:`request_stop`; always leaves the group before returning.
+
+        A graceful stop finishes the records it started (and those before them), under the
+        drain deadline, and commits. Raises the data-path error that stopped it, if any.
+        """
         self._loop = asyncio.get_running_loop()
+        try:
+            await self._open()
+            async with asyncio.TaskGroup() as group:
+                helpers = self._start_lanes(group)
+                if self._deliveries is not None:
+                    helpers.append(group.create_task(self._deliveries.serve(), name="deliveries"))
+                await self._pump()
+                self._tracker.seal()
+                await self._drain(deadline=self._settings.drain_timeout_seconds)
+                await self._commit()
+                await self._leave()  # the revoke callback commits the rest
+                for task in helpers:
+                    task.cancel()
+        except BaseException:
+            self._abandon = True
+            raise
+        finally:
+            await self._close_clients()
+        if self._failure is not None:
+            raise self._failure
+
+    # --- consuming ------------------------------------------------------------------------
+
+    async def _open(self) -> None:
         client = f"{self._worker_id}-{self.queue_class.value}"
         self._producer = self._new_producer(client)
         if self._eos:
             self._committer = TransactionalCommitter(self._producer, self._new_producer, client)
             await self._in_consumer(self._committer.start)
+        else:
+            self._deliveries = Deliveries(
+                self._producer,
+                on_delivered=lambda slot: self._finish(slot[0], slot[1], slot[2], None),
+                on_error=self._fail,
+            )
         self._consumer = DataConsumer(
             self._settings,
             group_id=group_id(self._topics, self.queue_class),
@@ -129,25 +182,8 @@ class ClassSession:
             on_revoke=self._on_revoke,
             on_lost=self._on_lost,
         )
+        self._offsets = OffsetCommitter(self._consumer, self._committer)
         self._consumer.subscribe([class_topic(self._topics, self.queue_class)])
-        try:
-            async with asyncio.TaskGroup() as group:
-                lanes = self._start_lanes(group)
-                poller = None if self._eos else group.create_task(self._poll_deliveries())
-                await self._pump()
-                await self._drain(deadline=self._settings.drain_timeout_seconds)
-                await self._commit()
-                await self._in_consumer(self._consumer.close)  # revoke callback commits the rest
-                for task in lanes:
-                    task.cancel()
-                if poller is not None:
-                    poller.cancel()
-        finally:
-            await self._close_clients()
-        if self._failure is not None:
-            raise self._failure
-
-    # --- consuming ------------------------------------------------------------------------
 
     def _new_producer(self, client: str) -> DataProducer:
         txn_id = f"{self._topics.prefix}modq.{client}" if self._eos else None
@@ -159,33 +195,33 @@ class ClassSession:
 
     async def _pump(self) -> None:
         assert self._consumer is not None
-        high = max(self._settings.max_in_flight_keys * 8, 1000)
         next_commit = time.monotonic() + COMMIT_INTERVAL_S
         while not self._stop.is_set() and self._failure is None:
-            await self._backpressure(high)
-            records = await self._in_consumer(
-                self._consumer.consume, CONSUME_BATCH, CONSUME_TIMEOUT_S
-            )
+            await self._backpressure()
+            batch = self._flow.batch_size(self._tracker.buffered())
+            records = await self._in_consumer(self._consumer.consume, batch, CONSUME_TIMEOUT_S)
             for record in records:
-                generation = self._tracker.generation(record.tp)
-                if generation is None:
-                    continue  # consumed just before a revocation; the new owner reads it
-                self._tracker.register(record.tp, record.offset)
+                if not self._tracker.expects(record.tp, record.offset):
+                    continue  # not owned (revoked meanwhile), or already registered
+                generation = self._tracker.register(record.tp, record.offset)
                 self._dispatch(Work(record, generation))
+            buffered = self._tracker.buffered()
+            self.peak_buffered = max(self.peak_buffered, buffered)
+            self._metrics.buffered.set(buffered)
             if time.monotonic() >= next_commit:
                 await self._commit()
                 next_commit = time.monotonic() + COMMIT_INTERVAL_S
-            self._metrics.buffered.set(self._tracker.buffered())
 
-    async def _backpressure(self, high: int) -> None:
+    async def _backpressure(self) -> None:
         assert self._consumer is not None
-        buffered = self._tracker.buffered()
-        if not self._paused and buffered >= high:
-            self._paused = True
-            await self._in_consumer(self._consumer.pause, self._tracker.partitions)
-        elif self._paused and buffered <= high // 2:
-            self._paused = False
+        action = self._flow.update(self._tracker.buffered())
+        if action is FlowAction.RESUME:
             await self._in_consumer(self._consumer.resume, self._tracker.partitions)
+        elif action is FlowAction.PAUSE:
+            self.pauses += 1
+        fresh = self._flow.to_pause(self._tracker.partitions)
+        if fresh:
+            await self._in_consumer(self._consumer.pause, fresh)
 
     def _dispatch(self, work: Work) -> None:
         if self.queue_class is QueueClass.GLOBAL_TOPICS:
@@ -220,13 +256,20 @@ class ClassSession:
                 self._batches.done()
 
     async def _handle(self, work: Work) -> None:
-        if not self._tracker.owns(work.record.tp, work.generation):
-            return  # revoked meanwhile: the partition's new owner processes it
+        """Moderate one record and hand its messages on; data-path errors fail the session."""
+        record = work.record
+        if self._failure is not None or not self._tracker.start(
+            record.tp, record.offset, work.generation
+        ):
+            return  # failed, revoked, or past a sealed partition's limit: left to the next owner
         self.in_flight += 1
         self._metrics.in_flight.inc()
         started = time.perf_counter()
         try:
             outcome = await self._processor.process(work.record)
+        except Exception as exc:  # a bug, not bad input: stop without committing past it
+            self._fail(exc)
+            return
         finally:
             self.in_flight -= 1
             self._metrics.in_flight.dec()
@@ -234,88 +277,41 @@ class ClassSession:
         if outcome.submitted_at is not None:
             waited = time.time() - outcome.submitted_at.timestamp()
         self._metrics.observe(outcome, time.perf_counter() - started, waited)
-        await self._complete(work, outcome)
+        try:
+            self._complete(work, outcome)
+        except KafkaIOError as exc:
+            self._fail(exc)
 
-    async def _complete(self, work: Work, outcome: Outcome) -> None:
+    def _complete(self, work: Work, outcome: Outcome) -> None:
         record = work.record
-        if self._eos:
+        if self._deliveries is None or not outcome.messages:
             self._finish(record.tp, record.offset, work.generation, outcome.messages)
             return
-        assert self._producer is not None
-        slot = (record.tp, record.offset)
-        self._unacked[slot] = len(outcome.messages)
-        for message in outcome.messages:
-            self._producer.produce(
-                message.topic,
-                key=message.key,
-                value=message.value,
-                headers=list(message.headers),
-                on_delivery=lambda err, *_a, s=slot, g=work.generation: self._relay(s, g, err),
-            )
-
-    def _relay(self, slot: tuple[TP, int], generation: int, err: KafkaIOError | None) -> None:
-        assert self._loop is not None
-        self._loop.call_soon_threadsafe(self._delivered, slot, generation, err)
-
-    def _delivered(self, slot: tuple[TP, int], generation: int, err: KafkaIOError | None) -> None:
-        if err is not None:
-            self._fail(err)
-            return
-        left = self._unacked.get(slot, 0) - 1
-        if left > 0:
-            self._unacked[slot] = left
-            return
-        self._unacked.pop(slot, None)
-        self._finish(slot[0], slot[1], generation, None)
+        self._deliveries.send((record.tp, record.offset, work.generation), outcome.messages)
 
     def _finish(
         self, tp: TP, offset: int, generation: int, result: tuple[OutMessage, ...] | None
     ) -> None:
-        if self._tracker.finish(tp, offset, generation, result):
+        if self._tracker.finish(tp, offset, generation, result if self._eos else None):
             self.processed += 1
             self._on_progress()
         self._progress.set()
 
     def _fail(self, error: BaseException) -> None:
         if self._failure is None:
-            _LOG.error("worker session failed: %s", error)
+            _LOG.error("worker session failed: %s: %s", type(error).__name__, error)
             self._failure = error
         self._stop.set()
-
-    async def _poll_deliveries(self) -> None:
-        assert self._producer is not None
-        loop = asyncio.get_running_loop()
-        while True:
-            await loop.run_in_executor(self._pexec, self._producer.poll, 0.05)
+        self._progress.set()
 
     # --- committing -----------------------------------------------------------------------
 
     async def _commit(self) -> None:
         """Commit every finished prefix (and, under exactly-once, publish its results)."""
-        assert self._consumer is not None
+        assert self._offsets is not None
         release = self._tracker.take_committable()
-        if self._committer is not None:
-            if release.offsets:
-                ok = await self._in_consumer(
-                    self._committer.commit, release, self._consumer.group_metadata()
-                )
-                if not ok:
-                    await self._rewind(release.starts)
-            return
-        self._to_commit.update(release.offsets)
-        if not self._to_commit:
-            return
-        pending = dict(self._to_commit)
-        try:
-            await self._in_consumer(self._consumer.commit, pending)
-        except KafkaIOError as exc:
-            if exc.fenced:
-                self._to_commit.clear()  # not ours any more; the new owner re-reads
-            _LOG.warning("commit failed (will retry): %s", exc)
-            return
-        for tp, offset in pending.items():
-            if self._to_commit.get(tp) == offset:
-                del self._to_commit[tp]
+        if not await self._in_consumer(self._offsets.commit, release):
+            await self._rewind(release.starts)
 
     async def _rewind(self, starts: dict[TP, int]) -> None:
         """After a failed transaction: re-read from the first uncommitted record."""
@@ -349,7 +345,8 @@ class ClassSession:
 
     def _call_in_loop(self, coro: Any) -> Any:
         assert self._loop is not None
-        return asyncio.run_coroutine_threadsafe(coro, self._loop).result()
+        future = asyncio.run_coroutine_threadsafe(coro, self._loop)
+        return future.result(timeout=self._settings.drain_timeout_seconds + CALLBACK_SLACK_S)
 
     def _on_assign(self, tps: list[TP]) -> None:
         async def assign() -> None:
@@ -359,25 +356,21 @@ class ClassSession:
         _LOG.info("assigned %s", tps)
 
     def _on_revoke(self, tps: list[TP]) -> None:
-        assert self._consumer is not None
+        """Commit-on-revoke: seal the revoked partitions, finish what was started in them
+        (and every record before it), commit them, then let them go. If that commit fails,
+        the new owner re-reads from the last committed offset."""
+        assert self._offsets is not None
+        if not self._abandon:
 
-        async def drain_and_release() -> Any:
-            await self._drain(self._settings.drain_timeout_seconds, tps)
-            return self._tracker.take_committable()
+            async def drain_and_release() -> Release[tuple[OutMessage, ...]]:
+                self._tracker.seal(tps)
+                await self._drain(self._settings.drain_timeout_seconds, tps)
+                return self._tracker.take_committable(tps)
 
-        release = self._call_in_loop(drain_and_release())
-        if self._committer is not None:
-            if release.offsets:
-                self._committer.commit(release, self._consumer.group_metadata())
-        else:
-            offsets = {**self._to_commit, **release.offsets}
-            try:
-                self._consumer.commit(offsets)
-                self._to_commit.clear()
-            except KafkaIOError as exc:
-                _LOG.warning("commit on revoke failed: %s", exc)
+            if not self._offsets.commit(self._call_in_loop(drain_and_release())):
+                _LOG.warning("commit on revoke failed; the new owner re-reads %s", tps)
         self._forget(tps)
-        _LOG.info("revoked %s", tps)
+        _LOG.info("revoked %s%s", tps, " (abandoned: not committed)" if self._abandon else "")
 
     def _on_lost(self, tps: list[TP]) -> None:
         _LOG.warning("partitions lost (session expired): %s", tps)
@@ -386,17 +379,27 @@ class ClassSession:
     def _forget(self, tps: list[TP]) -> None:
         async def forget() -> None:
             self._tracker.revoke(tps)
-            for tp in tps:
-                self._to_commit.pop(tp, None)
+            self._flow.forget(tps)
 
+        if self._offsets is not None:
+            self._offsets.forget(tps)
         self._call_in_loop(forget())
 
-    async def _close_clients(self) -> None:
-        loop = asyncio.get_running_loop()
+    # --- closing --------------------------------------------------------------------------
+
+    async def _leave(self) -> None:
+        """Leave the group (revocation commits what finished meanwhile). Idempotent."""
         if self._consumer is not None and not self._consumer.closed:
-            await loop.run_in_executor(self._cexec, self._consumer.close)
+            try:
+                await self._in_consumer(self._consumer.close)
+            except Exception as exc:
+                _LOG.warning("leaving the group failed: %s: %s", type(exc).__name__, exc)
+
+    async def _close_clients(self) -> None:
+        await self._leave()
         producer = self._committer.producer if self._committer is not None else self._producer
         if producer is not None:
-            await loop.run_in_executor(self._pexec, producer.flush, 10.0)
+            await self._in_consumer(producer.flush, 10.0)
+        if self._deliveries is not None:
+            self._deliveries.close()
         self._cexec.shutdown(wait=False)
-        self._pexec.shutdown(wait=False)

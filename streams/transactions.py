@@ -10,6 +10,9 @@ Failure rules (by error attributes, never message text): an abortable error abor
 caller rewinds; a fatal error, or a timeout while committing or aborting, makes the producer
 unusable, so it is rebuilt (``init_transactions`` fences its predecessor) and the caller
 rewinds to the last committed offsets.
+
+:class:`OffsetCommitter` is what a session calls: plain offset commits under at-least-once,
+the transactional committer under exactly-once.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from streams.kafka_io import DataProducer, KafkaIOError
+from streams.kafka_io import TP, DataConsumer, DataProducer, KafkaIOError
 from streams.offsets import Release
 from streams.processing import OutMessage
 
@@ -86,3 +89,45 @@ class TransactionalCommitter:
         self.producer.flush(0)
         self.producer = self._factory(self._client_id)
         self.producer.init_transactions(TXN_TIMEOUT_S)
+
+
+class OffsetCommitter:
+    """Commits released prefixes: plain offset commits (at-least-once), or transactions.
+
+    Used only from the consumer's thread (periodic commits and rebalance callbacks alike), so
+    its state needs no lock. At-least-once: offsets whose commit failed are kept and retried
+    with the next commit, unless the group fenced this member (the new owner re-reads).
+    """
+
+    def __init__(self, consumer: DataConsumer, transactional: TransactionalCommitter | None):
+        self._consumer = consumer
+        self._txn = transactional
+        self._pending: dict[TP, int] = {}
+
+    def commit(self, release: Release[tuple[OutMessage, ...]]) -> bool:
+        """Commit ``release``; False only when a transaction failed: then nothing of it is
+        visible or committed, and the caller must rewind to ``release.starts``."""
+        if self._txn is not None:
+            if not release.offsets:
+                return True
+            return self._txn.commit(release, self._consumer.group_metadata())
+        self._pending.update(release.offsets)
+        if not self._pending:
+            return True
+        offsets = dict(self._pending)
+        try:
+            self._consumer.commit(offsets)
+        except KafkaIOError as exc:
+            if exc.fenced:
+                self._pending.clear()
+            _LOG.warning("commit failed (retried with the next one): %s", exc)
+            return True
+        for tp, offset in offsets.items():
+            if self._pending.get(tp) == offset:
+                del self._pending[tp]
+        return True
+
+    def forget(self, tps: list[TP]) -> None:
+        """``tps`` are no longer ours: drop their uncommitted offsets."""
+        for tp in tps:
+            self._pending.pop(tp, None)

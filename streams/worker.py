@@ -14,6 +14,7 @@ Contract:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import signal
@@ -169,16 +170,15 @@ async def _first(*aws: Awaitable[object]) -> None:
 
 
 async def _heartbeats(
-    worker: Worker, control: ControlChannel, every: float, stop: asyncio.Event
+    worker: Worker, control: ControlChannel, every: float, finished: asyncio.Event
 ) -> None:
-    while True:
+    """A heartbeat every ``every`` seconds (draining included), and a last one once the
+    worker has finished (it says ``stopping``)."""
+    while not finished.is_set():
         await control.heartbeat(worker.heartbeat())
-        if stop.is_set():
-            return
-        try:
-            await asyncio.wait_for(stop.wait(), timeout=every)
-        except TimeoutError:
-            continue
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(finished.wait(), timeout=every)
+    await control.heartbeat(worker.heartbeat())
 
 
 async def serve_worker(
@@ -196,14 +196,17 @@ async def serve_worker(
     try:
         async with ControlChannel(settings, worker_id, worker.assign) as control:
             on_ready(worker)
+            finished = asyncio.Event()
             async with asyncio.TaskGroup() as group:
                 beats = group.create_task(
-                    _heartbeats(worker, control, settings.heartbeat_seconds, stop)
+                    _heartbeats(worker, control, settings.heartbeat_seconds, finished)
                 )
                 try:
                     await worker.run(stop)
                 finally:
                     stop.set()
+                    worker.state = WorkerState.STOPPING
+                    finished.set()
                     await beats  # one last heartbeat says "stopping"
     finally:
         await aclose_policy(policy)
