@@ -145,6 +145,8 @@ class DataConsumer:
                 # bounded prefetch: librdkafka's queue per partition stays small
                 "queued.max.messages.kbytes": 8192,
                 "fetch.wait.max.ms": 50,
+                "fetch.queue.backoff.ms": 10,
+                "fetch.error.backoff.ms": 50,
             }
         )
         config.update(extra or {})

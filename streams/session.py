@@ -13,7 +13,8 @@ only then lets the partitions go (commit-on-revoke). Delivery acknowledgements a
 producer thread and are relayed to the loop.
 
 Bounded memory: at most ``max_buffered`` records are held (consumed, not committed); at the
-bound the partitions are paused (:class:`streams.flow.Backpressure`).
+bound the session stops consuming until finished records are committed
+(:class:`streams.flow.Backpressure`).
 
 Failure: a data-path error (undeliverable message, fatal client error, a bug in a lane)
 stops the session; it commits only finished prefixes, never past an unfinished record, and
@@ -38,7 +39,6 @@ from schemas.topics import TopicNames
 from streams.deliveries import Deliveries
 from streams.flow import (
     Backpressure,
-    FlowAction,
     Work,
     class_topic,
     default_max_buffered,
@@ -102,8 +102,6 @@ class ClassSession:
         self.processed = 0
         self.peak_buffered = 0
         """The most records held at once (never above ``max_buffered`` + late assignments)."""
-        self.pauses = 0
-        """How many times backpressure paused fetching."""
 
     # --- public ---------------------------------------------------------------------------
 
@@ -129,8 +127,13 @@ class ClassSession:
 
     @property
     def max_buffered(self) -> int:
-        """The bound on :attr:`buffered` (backpressure pauses fetching there)."""
+        """The bound on :attr:`buffered` (consumption is held off there)."""
         return self._flow.limit
+
+    @property
+    def pauses(self) -> int:
+        """How many times the bound was reached and consumption held off."""
+        return self._flow.holds
 
     async def serve(self) -> None:
         """Run until :meth:`request_stop`; always leaves the group before returning.
@@ -197,14 +200,16 @@ class ClassSession:
         assert self._consumer is not None
         next_commit = time.monotonic() + COMMIT_INTERVAL_S
         while not self._stop.is_set() and self._failure is None:
-            await self._backpressure()
-            batch = self._flow.batch_size(self._tracker.buffered())
-            records = await self._in_consumer(self._consumer.consume, batch, CONSUME_TIMEOUT_S)
-            for record in records:
-                if not self._tracker.expects(record.tp, record.offset):
-                    continue  # not owned (revoked meanwhile), or already registered
-                generation = self._tracker.register(record.tp, record.offset)
-                self._dispatch(Work(record, generation))
+            if self._flow.update(self._tracker.buffered()):
+                await self._await_progress(COMMIT_INTERVAL_S)  # bound full: let work finish
+            else:
+                batch = self._flow.batch_size(self._tracker.buffered())
+                records = await self._in_consumer(self._consumer.consume, batch, CONSUME_TIMEOUT_S)
+                for record in records:
+                    if not self._tracker.expects(record.tp, record.offset):
+                        continue  # not owned (revoked meanwhile), or already registered
+                    generation = self._tracker.register(record.tp, record.offset)
+                    self._dispatch(Work(record, generation))
             buffered = self._tracker.buffered()
             self.peak_buffered = max(self.peak_buffered, buffered)
             self._metrics.buffered.set(buffered)
@@ -212,16 +217,10 @@ class ClassSession:
                 await self._commit()
                 next_commit = time.monotonic() + COMMIT_INTERVAL_S
 
-    async def _backpressure(self) -> None:
-        assert self._consumer is not None
-        action = self._flow.update(self._tracker.buffered())
-        if action is FlowAction.RESUME:
-            await self._in_consumer(self._consumer.resume, self._tracker.partitions)
-        elif action is FlowAction.PAUSE:
-            self.pauses += 1
-        fresh = self._flow.to_pause(self._tracker.partitions)
-        if fresh:
-            await self._in_consumer(self._consumer.pause, fresh)
+    async def _await_progress(self, within: float) -> None:
+        self._progress.clear()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._progress.wait(), timeout=within)
 
     def _dispatch(self, work: Work) -> None:
         if self.queue_class is QueueClass.GLOBAL_TOPICS:
@@ -379,7 +378,6 @@ class ClassSession:
     def _forget(self, tps: list[TP]) -> None:
         async def forget() -> None:
             self._tracker.revoke(tps)
-            self._flow.forget(tps)
 
         if self._offsets is not None:
             self._offsets.forget(tps)

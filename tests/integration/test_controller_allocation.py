@@ -50,7 +50,7 @@ def fast(settings: Settings, **changes: object) -> Settings:
     base: dict[str, object] = {
         "controller_tick_seconds": 0.5,
         "heartbeat_seconds": 0.5,
-        "worker_timeout_seconds": 3.0,
+        "worker_timeout_seconds": 6.0,
         "cooldown_seconds": 1.0,
         "circuit_breaker_seconds": 60.0,
         "breaker_recovery_seconds": 2.0,
@@ -178,7 +178,7 @@ async def test_breaker_opens_on_a_starved_class_and_its_records_get_processed(
 
 
 async def test_a_killed_workers_slot_goes_to_the_spare(settings: Settings, tmp_path: Path) -> None:
-    s = fast(settings, worker_timeout_seconds=2.0)
+    s = fast(settings, worker_timeout_seconds=4.0)
     ticks: list[TickReport] = []
     env = {"MODQ_HEARTBEAT_SECONDS": "0.5"}
     async with running_controller(s, on_tick=ticks.append) as controller:
@@ -188,19 +188,19 @@ async def test_a_killed_workers_slot_goes_to_the_spare(settings: Settings, tmp_p
                 assert controller.leadership is not None
                 log = controller.leadership.log
                 await wait_for(
-                    lambda: log.is_alive("w2", _now(), 2.0) and log.class_of("w2") is not None,
+                    lambda: log.is_alive("w2", _now(), 4.0) and log.class_of("w2") is not None,
                     30,
                     "the w2 child to be placed",
                 )
                 held = log.class_of("w2")
                 assert held is not None
                 async with running_worker(s, "w3", None, DelayPolicy(0.0)) as w3:
-                    await wait_for(lambda: log.is_alive("w3", _now(), 2.0), 10, "w3 heard")
+                    await wait_for(lambda: log.is_alive("w3", _now(), 4.0), 10, "w3 heard")
                     await wait_for(lambda: _last_tick_has(ticks, "w3"), 10, "a tick with w3")
                     assert ticks[-1].result.assignments["w3"] is None, "w3 starts as spare"
                     killed = time.monotonic()
                     stop_process(proc, signal.SIGKILL, 10)
-                    await wait_for(lambda: serving(w3, held), 15, "w3 to take w2's slot")
+                    await wait_for(lambda: serving(w3, held), 25, "w3 to take w2 slot")
                     took = time.monotonic() - killed
                     items: Sequence[object] = (
                         pms(5) if held is PMS else interleaved_posts(2, 3, "k")
@@ -212,7 +212,7 @@ async def test_a_killed_workers_slot_goes_to_the_spare(settings: Settings, tmp_p
                 stop_process(proc, signal.SIGKILL, 10)
     lost = [m for t in ticks for m in t.result.moves if m.rule is MoveRule.WORKER_LOST]
     assert [m.worker_id for m in lost] == ["w2"]
-    assert 1.0 <= took < 10.0, f"reallocated after {took:.1f} s"
+    assert 1.0 <= took < 15.0, f"reallocated after {took:.1f} s"
     print(f"w2's slot reallocated to w3 {took:.1f} s after SIGKILL")
 
 

@@ -1,5 +1,5 @@
 """Bounded memory: with a backlog and a slow policy, a session never holds more records
-(consumed, not committed) than its bound, because fetching pauses there."""
+(consumed, not committed) than its bound, because it stops consuming there."""
 
 from __future__ import annotations
 
@@ -34,9 +34,9 @@ async def test_buffered_records_stay_within_the_bound(settings: Settings) -> Non
                 seen.append(session.buffered)
                 return len(records) >= len(posts)
 
-            await wait_for(lambda: session.pauses > 0, 30, "backpressure to pause fetching")
+            await wait_for(lambda: session.pauses > 0, 30, "backpressure to hold off fetching")
             records = await read_until(decisions, sampled_until_done, 60)
-            assert session.pauses >= 2, "fetching was paused and resumed more than once"
+            assert session.pauses >= 2, "consumption was held off and resumed more than once"
             assert session.peak_buffered == session.max_buffered == 100
     check_order(records, {f"k{k}": 10 for k in range(40)}).assert_ok(allow_duplicates=False)
     assert len(records) == len(posts)
