@@ -93,9 +93,17 @@ def port_open(port: int, host: str = "127.0.0.1") -> bool:
 
 
 def broker_properties(
-    node: NodeInfo, voters: str, replication: int, data_dir: Path
+    node: NodeInfo,
+    voters: str,
+    replication: int,
+    data_dir: Path,
+    advertised_port: int | None = None,
 ) -> dict[str, str]:
-    """server.properties of a combined broker+controller tuned for a responsive local test bed."""
+    """server.properties of a combined broker+controller tuned for a responsive local test bed.
+
+    ``advertised_port`` (default: the node's own port) is the client port the node tells
+    clients and other brokers to use, e.g. a TCP proxy's (``chaos.proxy``) that forwards to it.
+    """
     min_isr = "2" if replication >= 3 else "1"
     return {
         "process.roles": "broker,controller",
@@ -104,7 +112,7 @@ def broker_properties(
         "listeners": (
             f"PLAINTEXT://127.0.0.1:{node.port},CONTROLLER://127.0.0.1:{node.controller_port}"
         ),
-        "advertised.listeners": f"PLAINTEXT://127.0.0.1:{node.port}",
+        "advertised.listeners": f"PLAINTEXT://127.0.0.1:{advertised_port or node.port}",
         "controller.listener.names": "CONTROLLER",
         "inter.broker.listener.name": "PLAINTEXT",
         "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
@@ -237,11 +245,13 @@ def up(
     port: int | None = None,
     progress: Callable[[str], None] = lambda _msg: None,
     timeout: float = START_TIMEOUT_S,
+    advertised_ports: Sequence[int] | None = None,
 ) -> ClusterHandle:
     """Start (or reuse) a local KRaft cluster of ``nodes`` nodes; see the module contract.
 
     ``port`` is the first node's client port: 9092 for a one-node ``default`` cluster, free
-    loopback ports otherwise.
+    loopback ports otherwise. ``advertised_ports`` (one per node, in node order) makes each
+    node advertise that port instead of its own, for a TCP proxy in front of it.
     """
     if nodes not in (1, 3):
         raise ValueError(f"nodes: a local cluster has 1 or 3 nodes (got {nodes})")
@@ -284,7 +294,8 @@ def up(
     for node in node_infos:
         node_dir = Path(node.directory)
         node_dir.mkdir()
-        props = broker_properties(node, voters, min(3, nodes), node_dir / "data")
+        advertised = advertised_ports[node.node_id - 1] if advertised_ports else None
+        props = broker_properties(node, voters, min(3, nodes), node_dir / "data", advertised)
         _write_properties(node_dir / "server.properties", props)
         _format(java, classpath, node_dir, cluster_id)
     started: list[NodeInfo] = []
