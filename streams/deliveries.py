@@ -1,13 +1,15 @@
 """At-least-once publishing: a record finishes once every message it produced is acknowledged.
 
-The producer is polled on its own thread; acknowledgements are relayed to the event loop,
-where :class:`Deliveries` counts them per record and reports the record finished (or the
+The producer is polled on its own thread; acknowledgements are collected there and handed to
+the event loop in batches (one loop wake-up per poll, not per message), where
+:class:`Deliveries` counts them per record and reports the record finished (or the
 first delivery error, which stops the session: nothing past it is committed).
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
@@ -36,6 +38,9 @@ class Deliveries:
         self._unacked: dict[Slot, int] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._exec = ThreadPoolExecutor(1, thread_name_prefix="producer-poll")
+        # Filled by librdkafka callbacks (on the poll thread, or on the loop thread when a
+        # full queue makes produce() poll); deque appends and pops are thread-safe.
+        self._acks: deque[tuple[Slot, KafkaIOError | None]] = deque()
 
     def send(self, slot: Slot, messages: tuple[OutMessage, ...]) -> None:
         """Produce ``messages`` in order; ``on_delivered(slot)`` once all are acknowledged.
@@ -57,15 +62,23 @@ class Deliveries:
         """Serve delivery callbacks until cancelled."""
         self._loop = asyncio.get_running_loop()
         while True:
-            await self._loop.run_in_executor(self._exec, self._producer.poll, POLL_TIMEOUT_S)
+            acks = await self._loop.run_in_executor(self._exec, self._poll)
+            for slot, err in acks:
+                self._delivered(slot, err)
+
+    def _poll(self) -> list[tuple[Slot, KafkaIOError | None]]:
+        self._producer.poll(POLL_TIMEOUT_S)
+        acks: list[tuple[Slot, KafkaIOError | None]] = []
+        while self._acks:
+            acks.append(self._acks.popleft())
+        return acks
 
     def close(self) -> None:
         """Release the polling thread (after :meth:`serve` was cancelled)."""
         self._exec.shutdown(wait=False)
 
     def _relay(self, slot: Slot, err: KafkaIOError | None) -> None:
-        assert self._loop is not None
-        self._loop.call_soon_threadsafe(self._delivered, slot, err)
+        self._acks.append((slot, err))
 
     def _delivered(self, slot: Slot, err: KafkaIOError | None) -> None:
         if err is not None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from streams.processing import Outcome
@@ -16,6 +18,7 @@ class WorkerMetrics:
         self.registry = registry or CollectorRegistry()
         self.worker_id = worker_id
         self.queue_class = ""
+        self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
         r = self.registry
         self.processed = Counter(
             "modq_worker_records_processed",
@@ -73,15 +76,24 @@ class WorkerMetrics:
         self.queue_class = queue_class
         self.current_class.labels(queue_class).set(1)
 
+    def _child(self, metric: Any, *labels: str) -> Any:
+        # `labels()` costs a lock and a tuple build per call; on the hot path (every record)
+        # the labelled children are looked up once and cached.
+        key = (id(metric), labels)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*labels)
+        return child
+
     def observe(self, outcome: Outcome, seconds: float, waited: float | None = None) -> None:
         """Count one processed record."""
         cls = self.queue_class
         if outcome.verdict is not None:
-            self.processed.labels(cls, outcome.verdict.value).inc()
+            self._child(self.processed, cls, outcome.verdict.value).inc()
         if outcome.dead_lettered:
-            self.dead_lettered.labels(cls).inc()
+            self._child(self.dead_lettered, cls).inc()
             if outcome.verdict is not None:
-                self.failed.labels(cls).inc()
-        self.processing.labels(cls).observe(seconds)
+                self._child(self.failed, cls).inc()
+        self._child(self.processing, cls).observe(seconds)
         if waited is not None:
-            self.wait.labels(cls).observe(max(waited, 0.0))
+            self._child(self.wait, cls).observe(max(waited, 0.0))

@@ -41,6 +41,8 @@ class _Partition(Generic[R]):
     by_offset: dict[int, _Slot[R]] = field(default_factory=dict)
     started_max: int = -1
     limit: int | None = None
+    unfinished: int = 0
+    """Registered, unfinished records (up to ``limit`` once sealed): O(1) drain checks."""
 
     def needed(self, offset: int) -> bool:
         return self.limit is None or offset <= self.limit
@@ -102,6 +104,8 @@ class OffsetTracker(Generic[R]):
         slot: _Slot[R] = _Slot(offset)
         part.slots.append(slot)
         part.by_offset[offset] = slot
+        if part.needed(offset):
+            part.unfinished += 1
         return part.generation
 
     def start(self, tp: TP, offset: int, generation: int) -> bool:
@@ -125,6 +129,9 @@ class OffsetTracker(Generic[R]):
             part = self._parts.get(tp)
             if part is not None and part.limit is None:
                 part.limit = part.started_max
+                part.unfinished = sum(
+                    1 for s in part.slots if not s.done and s.offset <= part.started_max
+                )
 
     def finish(self, tp: TP, offset: int, generation: int, result: R | None = None) -> bool:
         """Mark a record finished (with an optional result); False if ownership moved on."""
@@ -134,6 +141,8 @@ class OffsetTracker(Generic[R]):
         slot = part.by_offset.get(offset)
         if slot is None:
             return False
+        if not slot.done and part.needed(offset):
+            part.unfinished -= 1
         slot.done = True
         slot.result = result
         return True
@@ -146,7 +155,7 @@ class OffsetTracker(Generic[R]):
         else:
             part = self._parts.get(tp)
             parts = [] if part is None else [part]
-        return sum(1 for p in parts for s in p.slots if not s.done and p.needed(s.offset))
+        return sum(p.unfinished for p in parts)
 
     def buffered(self) -> int:
         """Registered records not yet released by :meth:`take_committable`."""

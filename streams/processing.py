@@ -115,6 +115,12 @@ class RecordProcessor:
         self._retry = retry
         self._max_bytes = max_record_bytes
         self._clock = clock
+        self._kinds: dict[str, str | None] = {}
+
+    def _kind_of_topic(self, topic: str) -> str | None:
+        if topic not in self._kinds:
+            self._kinds[topic] = self._topics.kind_of_topic(topic)
+        return self._kinds[topic]
 
     async def process(self, record: Record) -> Outcome:
         """Moderate ``record``; never raises for bad input or policy failures."""
@@ -125,7 +131,7 @@ class RecordProcessor:
             submission = decode_submission(record.value, max_bytes=self._max_bytes)
         except ContractError as error:
             return self._dead_letter(record, source, error, attempts=1, submission=None)
-        if self._topics.kind_of_topic(record.topic) not in (None, submission.kind):
+        if self._kind_of_topic(record.topic) not in (None, submission.kind):
             misplaced = ContractError(
                 "kind", f"{submission.kind!r} submissions do not belong on {record.topic}"
             )

@@ -69,16 +69,22 @@ _LINK_RE = re.compile(r"(?<![\w.])(?:https?://\S*|www\.\S*)", re.IGNORECASE)
 
 def strip_invisible(text: str) -> str:
     """Remove default-ignorable (invisible) code points."""
+    if text.isascii():  # every default-ignorable code point is outside ASCII
+        return text
     return INVISIBLE_RE.sub("", text)
 
 
 def nfkc(text: str) -> str:
     """Unicode NFKC normalisation (compatibility characters to their plain forms)."""
+    if text.isascii():  # ASCII is already in NFKC
+        return text
     return unicodedata.normalize("NFKC", text)
 
 
 def nfkc_casefold(text: str) -> str:
     """NFKC, case fold, NFKC again (folding can produce sequences that need recomposing)."""
+    if text.isascii():  # for ASCII, NFKC is the identity and case folding is lower()
+        return text.lower()
     return unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", text).casefold())
 
 
@@ -101,13 +107,19 @@ def is_blank(text: str) -> bool:
 
 def count_links(text: str) -> int:
     """Number of ``http://``, ``https://`` and ``www.`` links in the text (any case/width)."""
-    return len(_LINK_RE.findall(normalise_for_match(text)))
+    normalised = normalise_for_match(text)
+    if "://" not in normalised and "www." not in normalised:  # cheap check before the regex
+        return 0
+    return len(_LINK_RE.findall(normalised))
 
 
 def without_links(text: str) -> str:
     """The text (invisible characters stripped, NFKC) with its links removed, so that URLs do
     not count as prose, e.g. for the capitals ratio."""
-    return _LINK_RE.sub(" ", nfkc(strip_invisible(text)))
+    visible = nfkc(strip_invisible(text))
+    if "://" not in visible and "www." not in visible.lower():
+        return visible
+    return _LINK_RE.sub(" ", visible)
 
 
 def case_counts(text: str) -> tuple[int, int]:
