@@ -169,8 +169,11 @@ def _await_visible(admin: Any, names: list[str], timeout: float) -> None:
         md = admin.list_topics(timeout=timeout)
         for name in list(pending):
             topic = md.topics.get(name)
-            if topic is not None and topic.error is None and topic.partitions and all(
-                p.leader >= 0 for p in topic.partitions.values()
+            if (
+                topic is not None
+                and topic.error is None
+                and topic.partitions
+                and all(p.leader >= 0 for p in topic.partitions.values())
             ):
                 pending.discard(name)
         if pending:
