@@ -37,7 +37,7 @@ out = Console()
 
 def fail(message: str, code: int = 1) -> NoReturn:
     """Print ``message`` in red on stderr and exit with ``code``."""
-    console.print(f"[bold red]error:[/] {message}", highlight=False)
+    console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
 
