@@ -26,7 +26,7 @@ run: $(STAMP) ## run the whole pipeline in the foreground (Ctrl-C drains and sto
 	$(MODQ) run
 
 test: $(STAMP) browser-deps ## the whole test suite against a real Apache Kafka broker
-	$(PY) -m pytest
+	$(PY) -m pytest -m "not slow"
 
 browser-deps: ## install Debian's chromium for the browser tests when /usr/bin/chromium is missing
 	@test -x /usr/bin/chromium || (apt-get update -qq && apt-get install -y -qq chromium)
