@@ -143,7 +143,9 @@ async def test_standby_takes_over_when_the_leader_is_killed(
                     "w2 on private messages",
                 )
                 before = await asyncio.to_thread(control_log, settings)
-                assert before.assignments["w2"].controller_id == "c1"
+                # Either controller may have placed w2 (c2 can lead for a moment while c1 is
+                # still joining); what matters is who leads now and that generations grow.
+                assert before.assignments["w2"].controller_id in ("c1", "c2")
 
                 killed = time.monotonic()
                 stop_process(c1, signal.SIGKILL, 10)
