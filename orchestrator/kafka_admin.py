@@ -59,23 +59,69 @@ class TopicInfo:
 _LOG = logging.getLogger("modq.kafka.admin")
 
 
-def admin_client(config: Mapping[str, ConfigValue]) -> Any:
+class _Diagnosis:
+    """What librdkafka reported while a request waited: why no broker answered.
+
+    Serves as the client's ``error_cb`` and ``logger`` (log lines still reach :data:`_LOG`).
+    librdkafka's messages never contain the SASL password.
+    """
+
+    def __init__(self) -> None:
+        self.errors: dict[str, str] = {}
+        self.closed_in_handshake = False
+
+    def on_error(self, err: Any) -> None:
+        self.errors.setdefault(str(err.name()), str(err.str()))
+
+    def log(self, level: int, msg: str, *args: Any) -> None:
+        _LOG.log(level, msg, *args)
+        text = msg % args if args else msg
+        if "closed by peer" in text and "state APIVERSION_QUERY" in text:
+            self.closed_in_handshake = True
+
+    def explain(self, protocol: str, fallback: str) -> str:
+        """The most telling cause: authentication, then TLS, then a protocol mismatch."""
+        if "_AUTHENTICATION" in self.errors:
+            return f"authentication failed (_AUTHENTICATION): {self.errors['_AUTHENTICATION']}"
+        if "_SSL" in self.errors:
+            return f"TLS handshake failed (_SSL): {self.errors['_SSL']}"
+        if self.closed_in_handshake:
+            return (
+                f"the broker closed the connection during the first request: it expects another "
+                f"security protocol than {protocol} (MODQ_KAFKA_SECURITY__PROTOCOL)"
+            )
+        return fallback
+
+
+def admin_client(config: Mapping[str, ConfigValue], diagnosis: _Diagnosis | None = None) -> Any:
     """A new AdminClient; librdkafka connects lazily on the first request.
 
     librdkafka's own log lines go to Python logging (not straight to stderr), so a broker
     that is still starting doesn't flood the operator's terminal.
     """
-    return AdminClient(dict(config), logger=_LOG)
+    if diagnosis is None:
+        return AdminClient(dict(config), logger=_LOG)
+    options: dict[str, Any] = {**config, "error_cb": diagnosis.on_error}
+    return AdminClient(options, logger=diagnosis)
 
 
 def cluster_info(config: Mapping[str, ConfigValue], timeout: float = 5.0) -> ClusterInfo:
-    """Send one metadata request; :class:`KafkaUnavailableError` when nobody answers."""
-    admin = admin_client(config)
+    """Send one metadata request; :class:`KafkaUnavailableError` when nobody answers.
+
+    Its ``detail`` names the cause librdkafka reported when there is one: failed SASL
+    authentication, a failed TLS handshake (e.g. an untrusted broker certificate), or a
+    broker that hung up on the client's security protocol.
+    """
+    diagnosis = _Diagnosis()
+    admin = admin_client(config, diagnosis)
     bootstrap = str(config.get("bootstrap.servers", "?"))
     try:
         md = admin.list_topics(timeout=timeout)
     except KafkaException as exc:
-        raise KafkaUnavailableError(bootstrap, str(exc.args[0])) from None
+        admin.poll(0)  # serve the queued error and log callbacks
+        protocol = str(config.get("security.protocol", "PLAINTEXT"))
+        detail = diagnosis.explain(protocol, str(exc.args[0]))
+        raise KafkaUnavailableError(bootstrap, detail) from None
     return ClusterInfo(
         cluster_id=md.cluster_id,
         controller_id=int(md.controller_id),

@@ -154,6 +154,6 @@ def status() -> None:
     settings = settings_or_exit()
     try:
         report = collect(settings, datetime.now(UTC))
-    except KafkaUnavailableError:
-        fail(f"broker unreachable at {bootstrap_servers(settings)}")
+    except KafkaUnavailableError as exc:
+        fail(f"broker unreachable at {bootstrap_servers(settings)}: {exc.detail}")
     render(report, out)

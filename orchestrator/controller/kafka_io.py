@@ -36,7 +36,7 @@ from confluent_kafka.admin import AdminClient, OffsetSpec
 from orchestrator.controller.measurement import ClassOffsets, PartitionOffsets, Position
 from schemas.kafka_config import bootstrap_servers, client_config
 from schemas.queues import QueueClass
-from schemas.settings import Settings
+from schemas.settings import SecurityProtocol, Settings
 
 _LOG = logging.getLogger("modq.controller.kafka")
 
@@ -218,15 +218,16 @@ def _aio_common(settings: Settings) -> dict[str, Any]:
         "bootstrap_servers": bootstrap_servers(settings),
         "security_protocol": sec.protocol.value,
     }
-    if sec.sasl_username is not None:
+    if sec.protocol in (SecurityProtocol.SASL_PLAINTEXT, SecurityProtocol.SASL_SSL):
         options["sasl_mechanism"] = sec.sasl_mechanism
         options["sasl_plain_username"] = sec.sasl_username
         if sec.sasl_password is not None:
             options["sasl_plain_password"] = sec.sasl_password.get_secret_value()
-    if sec.ssl_ca_location is not None:
+    if sec.protocol in (SecurityProtocol.SSL, SecurityProtocol.SASL_SSL):
         import ssl
 
-        options["ssl_context"] = ssl.create_default_context(cafile=str(sec.ssl_ca_location))
+        cafile = None if sec.ssl_ca_location is None else str(sec.ssl_ca_location)
+        options["ssl_context"] = ssl.create_default_context(cafile=cafile)  # None: system CAs
     return options
 
 

@@ -21,12 +21,17 @@ import socket
 import subprocess
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from orchestrator.kafka_admin import KafkaUnavailableError, cluster_info
 from orchestrator.localkafka.jars import LOG4J_CONFIG, ensure_jars, kafka_version, require_tool
+from schemas.kafka_config import ConfigValue
+
+if TYPE_CHECKING:
+    from orchestrator.localkafka.security import SecuritySetup
 
 DEFAULT_PORT = 9092
 _CHILDREN: dict[int, subprocess.Popen[bytes]] = {}
@@ -215,12 +220,19 @@ def _save(handle: ClusterHandle) -> None:
     path.write_text(json.dumps(data, indent=2) + "\n", "utf-8")
 
 
-def _answers(bootstrap: str, timeout: float) -> bool:
+def _probe_config(bootstrap: str, security: SecuritySetup | None) -> Mapping[str, ConfigValue]:
+    """Client options the readiness probes use: plain, or as the secured cluster's admin."""
+    if security is None:
+        return {"bootstrap.servers": bootstrap}
+    return security.client_config(bootstrap)
+
+
+def _answers(bootstrap: str, timeout: float, security: SecuritySetup | None = None) -> bool:
     host, _, port = bootstrap.split(",", maxsplit=1)[0].rpartition(":")
     if host in ("127.0.0.1", "localhost") and not port_open(int(port)):
         return False
     try:
-        cluster_info({"bootstrap.servers": bootstrap}, timeout=timeout)
+        cluster_info(_probe_config(bootstrap, security), timeout=timeout)
     except KafkaUnavailableError:
         return False
     return True
@@ -246,18 +258,22 @@ def up(
     progress: Callable[[str], None] = lambda _msg: None,
     timeout: float = START_TIMEOUT_S,
     advertised_ports: Sequence[int] | None = None,
+    security: SecuritySetup | None = None,
 ) -> ClusterHandle:
     """Start (or reuse) a local KRaft cluster of ``nodes`` nodes; see the module contract.
 
     ``port`` is the first node's client port: 9092 for a one-node ``default`` cluster, free
     loopback ports otherwise. ``advertised_ports`` (one per node, in node order) makes each
     node advertise that port instead of its own, for a TCP proxy in front of it.
+    ``security`` (:func:`orchestrator.localkafka.security.prepare`) makes the client port a
+    SASL_SSL listener with SCRAM-SHA-512 users and ACLs enforced; the readiness probes then
+    connect as its ``admin``. Without it nothing changes: PLAINTEXT, no authorizer.
     """
     if nodes not in (1, 3):
         raise ValueError(f"nodes: a local cluster has 1 or 3 nodes (got {nodes})")
     cluster_dir = (state_dir / "kafka" / name).resolve()
     running = status(state_dir, name)
-    if running is not None and _answers(running.bootstrap, 5.0):
+    if running is not None and _answers(running.bootstrap, 5.0, security):
         progress(f"reusing local Kafka at {running.bootstrap}")
         return running
     if running is not None:  # alive but deaf: restart it cleanly
@@ -265,7 +281,7 @@ def up(
     first_port = port if port is not None else (DEFAULT_PORT if nodes == 1 else free_port())
     if nodes == 1 and port_open(first_port):
         bootstrap = f"127.0.0.1:{first_port}"
-        if _answers(bootstrap, 5.0):
+        if _answers(bootstrap, 5.0, security):
             progress(f"reusing the Kafka broker already listening on {bootstrap}")
             return ClusterHandle(
                 name=name,
@@ -296,8 +312,11 @@ def up(
         node_dir.mkdir()
         advertised = advertised_ports[node.node_id - 1] if advertised_ports else None
         props = broker_properties(node, voters, min(3, nodes), node_dir / "data", advertised)
+        if security is not None:
+            props.update(security.broker_overrides(node.port, node.controller_port, advertised))
         _write_properties(node_dir / "server.properties", props)
-        _format(java, classpath, node_dir, cluster_id)
+        node_dir.joinpath("server.properties").chmod(0o600)  # may hold the admin's password
+        _format(java, classpath, node_dir, cluster_id, security.format_args() if security else [])
     started: list[NodeInfo] = []
     for node in node_infos:
         node_dir = Path(node.directory)
@@ -317,18 +336,27 @@ def up(
     handle = ClusterHandle(name, str(cluster_dir), cluster_id, kafka_version(), tuple(started))
     _save(handle)
     progress(f"waiting for {nodes} node(s) to answer a metadata request")
-    _wait_ready(handle, timeout)
+    _wait_ready(handle, timeout, security)
     return handle
 
 
 def _random_cluster_id() -> str:
-    """A KRaft cluster id: 16 random bytes, URL-safe base64 without padding (22 chars)."""
+    """A KRaft cluster id: 16 random bytes, URL-safe base64 without padding (22 chars).
+
+    Never one starting with ``-`` (as Kafka's ``Uuid.randomUuid``): ``kafka-storage format -t``
+    would read it as an option.
+    """
     import base64
 
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cluster_id.startswith("-"):
+            return cluster_id
 
 
-def _format(java: str, classpath: Path, node_dir: Path, cluster_id: str) -> None:
+def _format(
+    java: str, classpath: Path, node_dir: Path, cluster_id: str, extra: Sequence[str] = ()
+) -> None:
     result = subprocess.run(
         [
             java,
@@ -342,6 +370,7 @@ def _format(java: str, classpath: Path, node_dir: Path, cluster_id: str) -> None
             cluster_id,
             "-c",
             str(node_dir / "server.properties"),
+            *extra,
         ],
         capture_output=True,
         text=True,
@@ -351,7 +380,9 @@ def _format(java: str, classpath: Path, node_dir: Path, cluster_id: str) -> None
         raise BrokerStartError(node_dir, "formatting storage failed", result.stdout + result.stderr)
 
 
-def _wait_ready(handle: ClusterHandle, timeout: float) -> None:
+def _wait_ready(
+    handle: ClusterHandle, timeout: float, security: SecuritySetup | None = None
+) -> None:
     deadline = time.monotonic() + timeout
     pending = list(handle.nodes)
     while pending:
@@ -361,8 +392,9 @@ def _wait_ready(handle: ClusterHandle, timeout: float) -> None:
             tail = _log_tail(node_dir)
             down(Path(handle.directory).parent.parent, name=handle.name)
             raise BrokerStartError(node_dir, "the java process exited", tail)
-        if _answers(f"127.0.0.1:{node.port}", 1.0):
-            info = cluster_info({"bootstrap.servers": f"127.0.0.1:{node.port}"}, timeout=2.0)
+        bootstrap = f"127.0.0.1:{node.port}"
+        if _answers(bootstrap, 1.0, security):
+            info = cluster_info(_probe_config(bootstrap, security), timeout=2.0)
             if len(info.broker_ids) >= len(handle.nodes):
                 pending.pop(0)
                 continue
