@@ -406,6 +406,9 @@ def run_app(
     (settings.state_dir / "queue-state").mkdir(parents=True, exist_ok=True)
     for noisy in ("faust", "mode", "aiokafka"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    # "producer buffer full" is faust's back-pressure working as designed, logged per batch;
+    # on an operator's terminal it drowns everything else.
+    logging.getLogger("faust.transport.producer").setLevel(logging.ERROR)
     qs = QueueStateApp(settings, options, partitions=partitions)
     worker = qs.app.Worker(
         loglevel=loglevel, redirect_stdouts=False, override_logging=False, quiet=True
