@@ -185,22 +185,31 @@ class DataConsumer:
                     raise KafkaIOError("consume", err.name(), err.str(), fatal=True)
         return out
 
-    def commit(self, offsets: Mapping[TP, int]) -> None:
-        """Synchronously commit ``offsets`` (next offset to read, per partition)."""
+    def commit(self, offsets: Mapping[TP, int], metadata: Mapping[TP, str] | None = None) -> None:
+        """Synchronously commit ``offsets`` (next offset to read, per partition), each with
+        its optional ``metadata`` string."""
         if not offsets:
             return
+        meta = metadata or {}
         try:
             self._consumer.commit(
-                offsets=[TopicPartition(t, p, o) for (t, p), o in offsets.items()],
+                offsets=[
+                    TopicPartition(t, p, o, metadata=meta[(t, p)])
+                    if meta.get((t, p))
+                    else TopicPartition(t, p, o)
+                    for (t, p), o in offsets.items()
+                ],
                 asynchronous=False,
             )
         except KafkaException as exc:
             raise _wrap("commit", exc) from None
 
-    def committed(self, tps: Sequence[TP], timeout: float = 10.0) -> dict[TP, int]:
-        """The group's committed offsets of ``tps`` (missing when none)."""
+    def committed(self, tps: Sequence[TP], timeout: float = 10.0) -> dict[TP, tuple[int, str]]:
+        """The group's committed (offset, metadata) of ``tps`` (missing when none)."""
         parts = self._consumer.committed([TopicPartition(t, p) for t, p in tps], timeout=timeout)
-        return {(p.topic, p.partition): p.offset for p in parts if p.offset >= 0}
+        return {
+            (p.topic, p.partition): (p.offset, p.metadata or "") for p in parts if p.offset >= 0
+        }
 
     def seek(self, tp: TP, offset: int) -> None:
         """Make the next fetch of ``tp`` start at ``offset``."""

@@ -17,7 +17,7 @@ Pure book-keeping: no Kafka, no clock, no asyncio. The worker owns one tracker.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
@@ -42,6 +42,8 @@ class _Partition(Generic[R]):
     started_max: int = -1
     limit: int | None = None
     unfinished: int = 0
+    completed: frozenset[int] = frozenset()
+    """Offsets a previous owner finished beyond its committed offset: not processed again."""
     """Registered, unfinished records (up to ``limit`` once sealed): O(1) drain checks."""
 
     def needed(self, offset: int) -> bool:
@@ -63,11 +65,23 @@ class OffsetTracker(Generic[R]):
 
     # --- ownership ------------------------------------------------------------------------
 
-    def assign(self, tps: Iterable[TP]) -> None:
-        """Start owning ``tps`` (a fresh generation; previous state of them is dropped)."""
+    def assign(
+        self, tps: Iterable[TP], completed: Mapping[TP, frozenset[int]] | None = None
+    ) -> None:
+        """Start owning ``tps`` (a fresh generation; previous state of them is dropped).
+
+        ``completed``: offsets a previous owner already finished (from the commit metadata);
+        they are registered as finished when consumed and never processed again.
+        """
         for tp in tps:
             self._generation += 1
-            self._parts[tp] = _Partition(self._generation)
+            done = (completed or {}).get(tp, frozenset())
+            self._parts[tp] = _Partition(self._generation, completed=done)
+
+    def completed_earlier(self, tp: TP, offset: int) -> bool:
+        """Whether a previous owner already finished ``offset`` of ``tp``."""
+        part = self._parts.get(tp)
+        return part is not None and offset in part.completed
 
     def revoke(self, tps: Iterable[TP]) -> None:
         """Stop owning ``tps``; their unfinished records are abandoned, never committed."""
@@ -101,10 +115,10 @@ class OffsetTracker(Generic[R]):
             raise KeyError(f"partition {tp} is not assigned")
         if part.slots and offset <= part.slots[-1].offset:
             raise ValueError(f"offset {offset} of {tp} registered out of order")
-        slot: _Slot[R] = _Slot(offset)
+        slot: _Slot[R] = _Slot(offset, done=offset in part.completed)
         part.slots.append(slot)
         part.by_offset[offset] = slot
-        if part.needed(offset):
+        if not slot.done and part.needed(offset):
             part.unfinished += 1
         return part.generation
 
@@ -185,6 +199,9 @@ class OffsetTracker(Generic[R]):
                 if slot.result is not None:
                     release.results.append((tp, slot.result))
                 release.offsets[tp] = slot.offset + 1
+            if part.slots:
+                release.heads[tp] = part.slots[0].offset
+                release.finished_beyond[tp] = tuple(s.offset for s in part.slots if s.done)
         return release
 
 
@@ -200,3 +217,8 @@ class Release(Generic[R]):
     offsets: dict[TP, int] = field(default_factory=dict)
     starts: dict[TP, int] = field(default_factory=dict)
     results: list[tuple[TP, R]] = field(default_factory=list)
+    heads: dict[TP, int] = field(default_factory=dict)
+    """Per partition, the oldest record still unfinished (a safe offset to commit)."""
+    finished_beyond: dict[TP, tuple[int, ...]] = field(default_factory=dict)
+    """Per partition, offsets already finished past the still-unfinished one (at-least-once
+    commits them as metadata, see :mod:`streams.offset_map`)."""

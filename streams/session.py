@@ -36,6 +36,7 @@ from typing import Any, TypeVar
 from schemas.queues import QueueClass
 from schemas.settings import ProcessingGuarantee, Settings
 from schemas.topics import TopicNames
+from streams import offset_map
 from streams.deliveries import Deliveries
 from streams.flow import (
     Backpressure,
@@ -102,6 +103,8 @@ class ClassSession:
         self.processed = 0
         self.peak_buffered = 0
         """The most records held at once (never above ``max_buffered`` + late assignments)."""
+        self.skipped = 0
+        """Records skipped because a previous owner had finished them (at-least-once)."""
 
     # --- public ---------------------------------------------------------------------------
 
@@ -209,6 +212,9 @@ class ClassSession:
                     if not self._tracker.expects(record.tp, record.offset):
                         continue  # not owned (revoked meanwhile), or already registered
                     generation = self._tracker.register(record.tp, record.offset)
+                    if self._tracker.completed_earlier(record.tp, record.offset):
+                        self.skipped += 1  # finished by the previous owner (commit metadata)
+                        continue
                     self._dispatch(Work(record, generation))
             buffered = self._tracker.buffered()
             self.peak_buffered = max(self.peak_buffered, buffered)
@@ -348,8 +354,20 @@ class ClassSession:
         return future.result(timeout=self._settings.drain_timeout_seconds + CALLBACK_SLACK_S)
 
     def _on_assign(self, tps: list[TP]) -> None:
+        completed: dict[TP, frozenset[int]] = {}
+        if not self._eos and self._consumer is not None and self._offsets is not None:
+            # At-least-once: skip what a previous owner finished past its committed offset.
+            try:
+                committed = self._consumer.committed(tps)
+            except Exception as exc:
+                _LOG.warning("could not read committed offsets on assignment: %s", exc)
+                committed = {}
+            for tp, (offset, metadata) in committed.items():
+                self._offsets.seed(tp, offset, metadata)
+                completed[tp] = offset_map.decode(offset, metadata)
+
         async def assign() -> None:
-            self._tracker.assign(tps)
+            self._tracker.assign(tps, completed)
 
         self._call_in_loop(assign())
         _LOG.info("assigned %s", tps)

@@ -21,6 +21,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from streams import offset_map
 from streams.kafka_io import TP, DataConsumer, DataProducer, KafkaIOError
 from streams.offsets import Release
 from streams.processing import OutMessage
@@ -103,6 +104,13 @@ class OffsetCommitter:
         self._consumer = consumer
         self._txn = transactional
         self._pending: dict[TP, int] = {}
+        self._committed: dict[TP, int] = {}
+        self._metadata: dict[TP, str] = {}
+
+    def seed(self, tp: TP, offset: int, metadata: str) -> None:
+        """What the group had committed for ``tp`` when it was assigned to us."""
+        self._committed[tp] = offset
+        self._metadata[tp] = metadata
 
     def commit(self, release: Release[tuple[OutMessage, ...]]) -> bool:
         """Commit ``release``; False only when a transaction failed: then nothing of it is
@@ -112,17 +120,32 @@ class OffsetCommitter:
                 return True
             return self._txn.commit(release, self._consumer.group_metadata())
         self._pending.update(release.offsets)
-        if not self._pending:
-            return True
         offsets = dict(self._pending)
+        metadata: dict[TP, str] = {}
+        # Records finished beyond the commit point go along as metadata, so a crash does not
+        # decide them again; a changed set alone is worth a commit of the same offset.
+        for tp, finished in release.finished_beyond.items():
+            if not finished and not self._metadata.get(tp):
+                continue
+            base = offsets.get(tp, self._committed.get(tp, release.heads.get(tp)))
+            if base is None:
+                continue
+            meta = offset_map.encode(base, finished)
+            if meta != self._metadata.get(tp, "") or tp in offsets:
+                offsets[tp] = base
+                metadata[tp] = meta
+        if not offsets:
+            return True
         try:
-            self._consumer.commit(offsets)
+            self._consumer.commit(offsets, metadata)
         except KafkaIOError as exc:
             if exc.fenced:
                 self._pending.clear()
             _LOG.warning("commit failed (retried with the next one): %s", exc)
             return True
         for tp, offset in offsets.items():
+            self._committed[tp] = offset
+            self._metadata[tp] = metadata.get(tp, "")
             if self._pending.get(tp) == offset:
                 del self._pending[tp]
         return True
@@ -131,3 +154,5 @@ class OffsetCommitter:
         """``tps`` are no longer ours: drop their uncommitted offsets."""
         for tp in tps:
             self._pending.pop(tp, None)
+            self._committed.pop(tp, None)
+            self._metadata.pop(tp, None)
