@@ -48,4 +48,11 @@ async def test_partitions_move_between_workers_without_loss_or_repeats(
     assert len(first.finished) < len(posts), "the first worker decided everything"
     report = check_order(records, {f"k{k}": 15 for k in range(60)})
     report.assert_ok(allow_duplicates=False)  # every revocation was graceful
-    assert len(first.finished) + len(second.finished) == len(posts)
+    moderated = len(first.finished) + len(second.finished)
+    if guarantee is ProcessingGuarantee.AT_LEAST_ONCE:
+        assert moderated == len(posts)
+    else:
+        # A transaction can be refused mid-rebalance (ILLEGAL_GENERATION when the member
+        # epoch moves under it); it is aborted and its records moderated again, invisibly:
+        # the decisions above, read committed, still hold each submission exactly once.
+        assert moderated >= len(posts)
