@@ -7,6 +7,9 @@ murmur2 partitioner, so a key lands on the same partition whichever client wrote
 
 from __future__ import annotations
 
+import ssl
+from typing import Any
+
 from schemas.settings import SecurityProtocol, Settings
 
 ConfigValue = str | int | float | bool
@@ -36,6 +39,28 @@ def client_config(settings: Settings, *, bootstrap: str | None = None) -> dict[s
     if sec.ssl_ca_location is not None:
         config["ssl.ca.location"] = str(sec.ssl_ca_location)
     return config
+
+
+def aiokafka_config(settings: Settings) -> dict[str, Any]:
+    """The same connection and security settings in aiokafka's (and faust's) spelling.
+
+    For SSL protocols this builds an ``ssl.SSLContext`` from ``ssl_ca_location`` (the system
+    CAs when unset) each time it is called: aiokafka refuses SSL without one.
+    """
+    sec = settings.kafka_security
+    options: dict[str, Any] = {
+        "bootstrap_servers": bootstrap_servers(settings),
+        "security_protocol": sec.protocol.value,
+    }
+    if sec.protocol in (SecurityProtocol.SASL_PLAINTEXT, SecurityProtocol.SASL_SSL):
+        options["sasl_mechanism"] = sec.sasl_mechanism
+        options["sasl_plain_username"] = sec.sasl_username
+        if sec.sasl_password is not None:
+            options["sasl_plain_password"] = sec.sasl_password.get_secret_value()
+    if sec.protocol in (SecurityProtocol.SSL, SecurityProtocol.SASL_SSL):
+        cafile = None if sec.ssl_ca_location is None else str(sec.ssl_ca_location)
+        options["ssl_context"] = ssl.create_default_context(cafile=cafile)
+    return options
 
 
 def producer_config(

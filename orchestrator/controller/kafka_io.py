@@ -34,9 +34,9 @@ from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, KafkaExcepti
 from confluent_kafka.admin import AdminClient, OffsetSpec
 
 from orchestrator.controller.measurement import ClassOffsets, PartitionOffsets, Position
-from schemas.kafka_config import bootstrap_servers, client_config
+from schemas.kafka_config import aiokafka_config, client_config
 from schemas.queues import QueueClass
-from schemas.settings import SecurityProtocol, Settings
+from schemas.settings import Settings
 
 _LOG = logging.getLogger("modq.controller.kafka")
 
@@ -213,22 +213,7 @@ def _ms_to_datetime(stamp: tuple[int, int]) -> datetime:
 
 def _aio_common(settings: Settings) -> dict[str, Any]:
     """aiokafka's spelling of the connection and security settings."""
-    sec = settings.kafka_security
-    options: dict[str, Any] = {
-        "bootstrap_servers": bootstrap_servers(settings),
-        "security_protocol": sec.protocol.value,
-    }
-    if sec.protocol in (SecurityProtocol.SASL_PLAINTEXT, SecurityProtocol.SASL_SSL):
-        options["sasl_mechanism"] = sec.sasl_mechanism
-        options["sasl_plain_username"] = sec.sasl_username
-        if sec.sasl_password is not None:
-            options["sasl_plain_password"] = sec.sasl_password.get_secret_value()
-    if sec.protocol in (SecurityProtocol.SSL, SecurityProtocol.SASL_SSL):
-        import ssl
-
-        cafile = None if sec.ssl_ca_location is None else str(sec.ssl_ca_location)
-        options["ssl_context"] = ssl.create_default_context(cafile=cafile)  # None: system CAs
-    return options
+    return aiokafka_config(settings)
 
 
 class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]

@@ -23,8 +23,8 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
 
 from orchestrator.dashboard.state import FeedStatus, RawRecord
-from schemas.kafka_config import bootstrap_servers
-from schemas.settings import SecurityProtocol, Settings
+from schemas.kafka_config import aiokafka_config, bootstrap_servers
+from schemas.settings import Settings
 from schemas.topics import TopicNames
 
 _LOG = logging.getLogger("modq.dashboard.feed")
@@ -34,19 +34,9 @@ StatusSink = Callable[[FeedStatus], None]
 
 
 def aiokafka_security(settings: Settings) -> dict[str, Any]:
-    """aiokafka's spelling of the connection security settings (as streams/control_channel)."""
-    sec = settings.kafka_security
-    options: dict[str, Any] = {"security_protocol": sec.protocol.value}
-    if sec.protocol in (SecurityProtocol.SASL_PLAINTEXT, SecurityProtocol.SASL_SSL):
-        options["sasl_mechanism"] = sec.sasl_mechanism
-        options["sasl_plain_username"] = sec.sasl_username
-        if sec.sasl_password is not None:
-            options["sasl_plain_password"] = sec.sasl_password.get_secret_value()
-    if sec.protocol in (SecurityProtocol.SSL, SecurityProtocol.SASL_SSL):
-        import ssl
-
-        cafile = None if sec.ssl_ca_location is None else str(sec.ssl_ca_location)
-        options["ssl_context"] = ssl.create_default_context(cafile=cafile)  # None: system CAs
+    """aiokafka's spelling of the security settings (see ``schemas.kafka_config``)."""
+    options = aiokafka_config(settings)
+    del options["bootstrap_servers"]
     return options
 
 

@@ -7,12 +7,10 @@ import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaProducer
 from aiokafka.partitioner import DefaultPartitioner
-from confluent_kafka import Consumer, KafkaException, TopicPartition
 
 from orchestrator.kafka_admin import delete_topics
 from orchestrator.provisioning import ensure_topics, topic_specs
@@ -38,6 +36,7 @@ from streams.publisher import (
     prepare,
     topics_by_kind,
 )
+from tests.integration.topic_probes import end_offsets, read_topic
 
 NOW = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 UNREACHABLE = "127.0.0.1:1"  # nothing listens on port 1
@@ -58,51 +57,6 @@ def _three_kinds(tag: str) -> list[SubmissionModel]:
             id=f"{tag}-m", submitted_at=NOW, sender_id="zed", recipient_id="amy", body="psst"
         ),
     ]
-
-
-def read_topic(bootstrap: str, topic: str, expected: int, timeout: float = 30.0) -> list[Any]:
-    """Every record of ``topic`` from the beginning, once ``expected`` are there."""
-    consumer = Consumer(
-        {
-            "bootstrap.servers": bootstrap,
-            "group.id": f"probe-{uuid.uuid4().hex[:8]}",
-            "enable.auto.commit": False,
-        }
-    )
-    try:
-        partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
-        consumer.assign([TopicPartition(topic, p, 0) for p in partitions])
-        records: list[Any] = []
-        deadline = time.monotonic() + timeout
-        while len(records) < expected and time.monotonic() < deadline:
-            for msg in consumer.consume(num_messages=500, timeout=0.5):
-                if msg.error() is None:
-                    records.append(msg)
-        return records
-    finally:
-        consumer.close()
-
-
-def end_offsets(bootstrap: str, topic: str, timeout: float = 30.0) -> int:
-    """Records ever written to ``topic`` (sum of high watermarks).
-
-    A topic created moments ago may not have a leader everywhere yet: retry until it does.
-    """
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "probe-watermarks"})
-    deadline = time.monotonic() + timeout
-    try:
-        while True:
-            try:
-                partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
-                return sum(
-                    consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
-                    for p in partitions
-                )
-            except KafkaException:  # NOT_LEADER_FOR_PARTITION while the topic settles
-                if time.monotonic() > deadline:
-                    raise
-    finally:
-        consumer.close()
 
 
 def _names(settings: Settings) -> TopicNames:
