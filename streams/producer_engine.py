@@ -188,7 +188,10 @@ class Engine:
         self.closed = True
         self._stop.set()
         self._thread.join()
-        left = int(self._producer.flush(self.options.flush_timeout_s))
+        try:
+            left = int(self._producer.flush(self.options.flush_timeout_s))
+        except KafkaException:  # a fatal producer (e.g. fenced, not authorised) cannot flush
+            left = len(self._producer)
         if left:
             self._producer.purge(in_queue=True, in_flight=True, blocking=True)
             self._producer.poll(0)  # run the purged records' reports: their callers fail
