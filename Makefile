@@ -31,7 +31,13 @@ test: $(STAMP) browser-deps ## the whole test suite against a real Apache Kafka 
 browser-deps: ## install Debian's chromium for the browser tests when /usr/bin/chromium is missing
 	@test -x /usr/bin/chromium || (apt-get update -qq && apt-get install -y -qq chromium)
 
-lint: $(STAMP) ## ruff, ruff format --check, mypy --strict
+BENCH_STAMP := $(VENV)/.bench-stamp
+
+$(BENCH_STAMP): $(STAMP)
+	@$(PY) -m pip install --quiet --disable-pip-version-check -e '.[bench]'
+	@touch $(BENCH_STAMP)
+
+lint: $(BENCH_STAMP) ## ruff, ruff format --check, mypy --strict (bench/ included, so matplotlib too)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
@@ -58,8 +64,7 @@ schemas: $(STAMP) ## regenerate docs/schemas and docs/asyncapi.json from the mod
 chaos: $(STAMP) ## the long fault-injection scenarios (three brokers, minutes)
 	$(PY) -m pytest -m slow tests/chaos -p no:randomly
 
-bench: $(STAMP) ## run the benchmarks and rewrite docs/benchmarks.md
-	@$(PY) -m pip install --quiet --disable-pip-version-check -e '.[bench]'
+bench: $(BENCH_STAMP) ## run the benchmarks and rewrite docs/benchmarks.md
 	$(PY) -m bench
 
 clean: ## remove the virtual environment and local broker state
