@@ -54,7 +54,7 @@ class Deliveries:
                 message.topic,
                 key=message.key,
                 value=message.value,
-                headers=list(message.headers),
+                headers=list(message.headers) if message.headers else None,
                 on_delivery=lambda err, *_a, s=slot: self._relay(s, err),
             )
 

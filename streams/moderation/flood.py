@@ -83,15 +83,24 @@ class FloodTracker:
         else:
             self._authors.move_to_end(author_id)
 
-        newest = max((e.at for e in entries), default=at)
-        horizon = max(newest, at) - window_seconds
-        kept = [e for e in entries if e.at > horizon]
-        already_seen = any(e.submission == sub_fp for e in kept)
-        count = 1 + sum(
-            1
-            for e in kept
-            if e.text == text_fp and e.submission != sub_fp and abs(e.at - at) < window_seconds
-        )
+        # Plain loops with tuple unpacking: this runs for every record a worker moderates.
+        newest = at
+        for when, _, _ in entries:
+            if when > newest:
+                newest = when
+        horizon = newest - window_seconds
+        kept: list[_Entry] = []
+        already_seen = False
+        count = 1
+        for entry in entries:  # at most max_entries_per_author entries
+            when, text_seen, submission_seen = entry
+            if when <= horizon:
+                continue
+            kept.append(entry)
+            if submission_seen == sub_fp:
+                already_seen = True
+            elif text_seen == text_fp and abs(when - at) < window_seconds:
+                count += 1
         if not already_seen:
             kept.append(_Entry(at, text_fp, sub_fp))
         if len(kept) > self.max_entries_per_author:

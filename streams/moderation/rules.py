@@ -66,7 +66,6 @@ __all__ = ["RuleBasedPolicy", "RulesConfig"]
 # A term must start and end with a word character after normalisation; separators between its
 # words (spaces, hyphens, dots) all match any separator in the text ("buy-now" ~ "buy now").
 _TERM_RE = re.compile(r"^\w(?:.*\w)?$", re.DOTALL)
-_WHITESPACE_RE = re.compile(r"\s+")
 
 _Finding = tuple[PolicyVerdict, str]
 
@@ -209,7 +208,10 @@ class RuleBasedPolicy:
             *self._shouting(text),
             *self._repeats(item, normalised, now),
         ]
-        return PolicyResult(
+        if not findings:  # the common case: a plain approval, one shared result
+            return _APPROVED
+        # Built here from known-valid values: skip pydantic's validation on the hot path.
+        return PolicyResult.model_construct(
             verdict=strongest(verdict for verdict, _ in findings),
             reasons=tuple(reason for _, reason in findings),
         )
@@ -248,7 +250,9 @@ class RuleBasedPolicy:
 
     def _repeats(self, item: ModerationInput, normalised: str, now: datetime) -> list[_Finding]:
         cfg = self.config
-        squashed = _WHITESPACE_RE.sub(" ", normalised).strip()
+        # str.split() splits on exactly the characters `\s` matches (Py_UNICODE_ISSPACE),
+        # so this equals re.sub(r"\s+", " ", normalised).strip(), at a fraction of the cost.
+        squashed = " ".join(normalised.split())
         if cfg.flood_window_seconds <= 0 or not squashed:
             return []
         at = min(item.submitted_at, now).timestamp()
@@ -262,6 +266,9 @@ class RuleBasedPolicy:
             f"(max {cfg.flood_max_repeats})"
         )
         return [(PolicyVerdict.REJECTED, reason)]
+
+
+_APPROVED = PolicyResult(verdict=PolicyVerdict.APPROVED, reasons=())
 
 
 def _rejected(reason: str) -> PolicyResult:

@@ -122,11 +122,20 @@ def without_links(text: str) -> str:
     return _LINK_RE.sub(" ", visible)
 
 
+# For ASCII text the cased letters are exactly A-Z and a-z: bytes.translate deletes every
+# other byte in C, an order of magnitude faster than str.isupper per character.
+_NOT_UPPER = bytes(b for b in range(256) if not 0x41 <= b <= 0x5A)
+_NOT_LOWER = bytes(b for b in range(256) if not 0x61 <= b <= 0x7A)
+
+
 def case_counts(text: str) -> tuple[int, int]:
     """``(upper, lower)`` counts of cased letters after NFKC, so full-width capitals count.
 
     Letters without case (CJK, Arabic, ...) and title-case digraphs are in neither count."""
     visible = nfkc(strip_invisible(text))
+    if visible.isascii():
+        raw = visible.encode("ascii")
+        return len(raw.translate(None, _NOT_UPPER)), len(raw.translate(None, _NOT_LOWER))
     return sum(map(str.isupper, visible)), sum(map(str.islower, visible))
 
 
