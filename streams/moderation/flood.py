@@ -84,11 +84,7 @@ class FloodTracker:
             self._authors.move_to_end(author_id)
 
         # Plain loops with tuple unpacking: this runs for every record a worker moderates.
-        newest = at
-        for when, _, _ in entries:
-            if when > newest:
-                newest = when
-        horizon = newest - window_seconds
+        horizon = max([at, *[when for when, _, _ in entries]]) - window_seconds
         kept: list[_Entry] = []
         already_seen = False
         count = 1
