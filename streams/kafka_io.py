@@ -172,8 +172,20 @@ class DataConsumer:
         )
 
     def consume(self, max_records: int, timeout: float) -> list[Record]:
-        """Up to ``max_records`` records (a batch; never one poll per message)."""
-        msgs = self._consumer.consume(num_messages=max_records, timeout=timeout)
+        """Up to ``max_records`` records (a batch; never one poll per message).
+
+        Returns as soon as any record is there, with everything else already fetched (up to
+        ``max_records``), or after ``timeout`` with none. librdkafka's ``consume(n, t)``
+        alone waits for ``n`` records or the full timeout, which added up to ``timeout`` of
+        latency to every record whenever traffic ran below ``n`` per ``timeout``."""
+        msgs = self._consumer.consume(num_messages=max_records, timeout=0)
+        if not msgs:
+            first = self._consumer.poll(timeout)
+            if first is None:
+                return []
+            msgs = [first]
+            if max_records > 1:
+                msgs.extend(self._consumer.consume(num_messages=max_records - 1, timeout=0))
         out: list[Record] = []
         for msg in msgs:
             err = msg.error()
