@@ -11,6 +11,7 @@ it a dedicated thread); a :class:`DataProducer` is thread-safe.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -226,6 +227,23 @@ class DataConsumer:
     def seek(self, tp: TP, offset: int) -> None:
         """Make the next fetch of ``tp`` start at ``offset``."""
         self._consumer.seek(TopicPartition(tp[0], tp[1], offset))
+
+    def wake_fetchers(self, tps: Sequence[TP], timeout: float = 1.0) -> None:
+        """Get fetching of ``tps`` going again at once after a rebalance.
+
+        librdkafka pauses every assigned partition while a rebalance callback runs and
+        resumes them afterwards, but the resume only takes effect when the leader's broker
+        thread next wakes up, which it does at least once a second: so the partitions a
+        member *kept* stopped flowing for up to ~1 s after every rebalance (measured: 0.9 to
+        1.0 s with nothing fetched, then the backlog at once). Any request to the leader wakes
+        its thread; a watermark query (ListOffsets) is the cheapest. One per partition, so
+        every leader is reached; errors are ignored (it is only a nudge).
+        """
+        for topic, partition in tps:
+            with contextlib.suppress(KafkaException):
+                self._consumer.get_watermark_offsets(
+                    TopicPartition(topic, partition), timeout=timeout, cached=False
+                )
 
     def pause(self, tps: Sequence[TP]) -> None:
         """Stop fetching ``tps`` (backpressure) without leaving the group."""

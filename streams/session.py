@@ -92,6 +92,7 @@ class ClassSession:
         self._progress = asyncio.Event()
         self._failure: BaseException | None = None
         self._abandon = False
+        self._rebalanced = False  # set on the consumer thread by the rebalance callbacks
         self._cexec = ThreadPoolExecutor(1, thread_name_prefix=f"consumer-{queue_class.value}")
         self._loop: asyncio.AbstractEventLoop | None = None
         self._consumer: DataConsumer | None = None
@@ -208,6 +209,9 @@ class ClassSession:
             else:
                 batch = self._flow.batch_size(self._tracker.buffered())
                 records = await self._in_consumer(self._consumer.consume, batch, CONSUME_TIMEOUT_S)
+                if self._rebalanced:  # see DataConsumer.wake_fetchers: kept partitions resume
+                    self._rebalanced = False
+                    await self._in_consumer(self._consumer.wake_fetchers, self._tracker.partitions)
                 for record in records:
                     if not self._tracker.expects(record.tp, record.offset):
                         continue  # not owned (revoked meanwhile), or already registered
@@ -354,6 +358,7 @@ class ClassSession:
         return future.result(timeout=self._settings.drain_timeout_seconds + CALLBACK_SLACK_S)
 
     def _on_assign(self, tps: list[TP]) -> None:
+        self._rebalanced = True
         completed: dict[TP, frozenset[int]] = {}
         if not self._eos and self._consumer is not None and self._offsets is not None:
             # At-least-once: skip what a previous owner finished past its committed offset.
@@ -377,6 +382,9 @@ class ClassSession:
         (and every record before it), commit them, then let them go. If that commit fails,
         the new owner re-reads from the last committed offset."""
         assert self._offsets is not None
+        self._rebalanced = True
+        began = time.perf_counter()
+        drained = began
         if not self._abandon:
 
             async def drain_and_release() -> Release[tuple[OutMessage, ...]]:
@@ -384,10 +392,20 @@ class ClassSession:
                 await self._drain(self._settings.drain_timeout_seconds, tps)
                 return self._tracker.take_committable(tps)
 
-            if not self._offsets.commit(self._call_in_loop(drain_and_release())):
+            release = self._call_in_loop(drain_and_release())
+            drained = time.perf_counter()
+            if not self._offsets.commit(release):
                 _LOG.warning("commit on revoke failed; the new owner re-reads %s", tps)
         self._forget(tps)
-        _LOG.info("revoked %s%s", tps, " (abandoned: not committed)" if self._abandon else "")
+        ended = time.perf_counter()
+        _LOG.info(
+            "revoked %s%s in %.0f ms (drain %.0f ms, commit %.0f ms)",
+            tps,
+            " (abandoned: not committed)" if self._abandon else "",
+            (ended - began) * 1000,
+            (drained - began) * 1000,
+            (ended - drained) * 1000,
+        )
 
     def _on_lost(self, tps: list[TP]) -> None:
         _LOG.warning("partitions lost (session expired): %s", tps)
