@@ -25,7 +25,13 @@ from rich.console import Console
 
 from bench.report import assemble
 
-MODULES = ("bench.publisher", "bench.worker", "bench.reallocation", "bench.queue_state")
+MODULES = (
+    "bench.publisher",
+    "bench.worker",
+    "bench.memory",
+    "bench.reallocation",
+    "bench.queue_state",
+)
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 
 

@@ -8,6 +8,7 @@ import shutil
 import subprocess
 from datetime import UTC, datetime
 from importlib import metadata
+from pathlib import Path
 
 
 def _version(dist: str) -> str:
@@ -72,3 +73,26 @@ def machine_line(meta: dict[str, object]) -> str:
         f"at start, {meta.get('os', '?')}, Python {meta.get('python', '?')}, confluent-kafka "
         f"{meta.get('confluent_kafka', '?')}, faust-streaming {meta.get('faust_streaming', '?')}"
     )
+
+
+def rss_mib(pid: int) -> float:
+    """Resident memory (``VmRSS``) of process ``pid`` in MiB; NaN once it has gone."""
+    try:
+        lines = Path(f"/proc/{pid}/status").read_text().splitlines()
+    except OSError:
+        return float("nan")
+    for line in lines:
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def stop_process(proc: subprocess.Popen[bytes], timeout: float = 60.0) -> None:
+    """SIGTERM (a graceful drain), then SIGKILL after ``timeout`` seconds."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)

@@ -24,7 +24,7 @@ def _f(value: Any) -> float:
     return float(value) if isinstance(value, int | float) else math.nan
 
 
-def _save(fig: Any, path: Path) -> None:
+def save(fig: Any, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -60,7 +60,7 @@ def plot_throughput(summary: dict[str, Any], path: Path) -> None:
     ax.set_ylabel("moderated msgs/s (median, log scale)")
     ax.set_title("Draining a backlog: modq vs the passthrough ceiling and a faust agent")
     ax.margins(y=0.25)
-    _save(fig, path)
+    save(fig, path)
 
 
 def plot_latency(summary: dict[str, Any], path: Path) -> None:
@@ -80,7 +80,7 @@ def plot_latency(summary: dict[str, Any], path: Path) -> None:
     ax.set_ylabel("submitted_at → decision visible (ms)")
     ax.set_title("Latency at a steady offered rate")
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
-    _save(fig, path)
+    save(fig, path)
 
 
 def plot_io(summary: dict[str, Any], path: Path) -> None:
@@ -109,7 +109,7 @@ def plot_io(summary: dict[str, Any], path: Path) -> None:
     delay = _f(summary.get("io_delay_s")) * 1000
     ax.set_title(f"Key concurrency, I/O-bound policy ({delay:g} ms per record)")
     ax.legend(fontsize=8)
-    _save(fig, path)
+    save(fig, path)
 
 
 def plot_exactly_once(summary: dict[str, Any], path: Path) -> None:
@@ -122,7 +122,7 @@ def plot_exactly_once(summary: dict[str, Any], path: Path) -> None:
     ax.set_ylabel("msgs/s (median)")
     cost = _f(eos.get("ratio"))
     ax.set_title(f"Exactly-once cost: {cost:.2f}× the at-least-once rate")
-    _save(fig, path)
+    save(fig, path)
 
 
 WORKER_FIGURES: tuple[tuple[str, str, Callable[[dict[str, Any], Path], None]], ...] = (
@@ -171,5 +171,5 @@ def plot_reallocation(data: dict[str, Any], path: Path) -> bool:
     unit = "seconds" if all(n.endswith("_s") for n in names) else "value (unit as in the key)"
     ax.set_xlabel("milliseconds" if all(n.endswith("_ms") for n in names) else unit)
     ax.set_title("Reallocation (docs/bench/controller.json)")
-    _save(fig, path)
+    save(fig, path)
     return True

@@ -29,6 +29,7 @@ from typing import Any
 
 from confluent_kafka import Consumer, TopicPartition
 
+from bench.machine import rss_mib
 from orchestrator.kafka_admin import delete_topics
 from orchestrator.provisioning import ensure_topics, topic_specs
 from schemas.codec import encode
@@ -57,13 +58,6 @@ def _pair(n: int, tag: str) -> tuple[PostSubmission, bytes, bytes]:
         worker_id="bench",
     )
     return sub, encode(sub), encode(dec)
-
-
-def _rss_mib(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 def _committed(consumer: Any, tps: list[Any]) -> int:
@@ -131,14 +125,14 @@ def main(argv: list[str] | None = None) -> None:
             f"{rate:,.0f} events/s sustained"
         )
         time.sleep(5)  # let the grace sweep run
-        print(f"app RSS after {args.keys} distinct keys drained: {_rss_mib(app.pid):.0f} MiB")
+        print(f"app RSS after {args.keys} distinct keys drained: {rss_mib(app.pid):.0f} MiB")
         lags = _lag_phase(settings, names, args.lag_rate, args.lag_seconds)
         q = statistics.quantiles(lags, n=20)
         print(
             f"lag at {args.lag_rate:.0f} events/s: median {statistics.median(lags) * 1000:.0f} ms,"
             f" p95 {q[18] * 1000:.0f} ms over {len(lags)} decisions"
         )
-        print(f"app RSS at the end: {_rss_mib(app.pid):.0f} MiB")
+        print(f"app RSS at the end: {rss_mib(app.pid):.0f} MiB")
     finally:
         group.close()
         app.send_signal(signal.SIGTERM)

@@ -20,7 +20,7 @@ from bench.checks import median, ratio
 from bench.machine import machine_line
 
 SYSTEMS = ("passthrough", "modq", "faust")
-SECTION_ORDER = ("publisher", "worker", "controller", "reallocation", "queue_state")
+SECTION_ORDER = ("publisher", "worker", "memory", "controller", "reallocation", "queue_state")
 
 
 def _pct(load: float) -> str:

@@ -41,7 +41,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from bench import kafka_driver as kd
 from bench.checks import check_order, drain_rate, finite_or_none, latencies_ms, percentile
-from bench.machine import machine_info
+from bench.machine import machine_info, stop_process
 from bench.report import summarize_worker, worker_markdown
 from bench.sut import processor_rate
 from orchestrator.provisioning import provision
@@ -180,16 +180,6 @@ def _command(spec: RunSpec, prefix: str, workdir: Path) -> list[str]:
     ]
 
 
-def _stop(proc: subprocess.Popen[bytes], timeout: float = 60.0) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(10)
-
-
 def _tail(path: Path, lines: int = 15) -> str:
     try:
         return "\n".join(path.read_text("utf-8", "replace").splitlines()[-lines:])
@@ -276,7 +266,7 @@ def run_one(spec: RunSpec, plan: Plan, progress: Progress, workdir: Path) -> Run
             )
             if not ok:
                 raise RuntimeError(f"{load:.0%} load not answered ({len(lat)}/{sent})")
-        _stop(proc)
+        stop_process(proc)
         outputs = reader.close()
         reader = None
         order = check_order(
@@ -292,7 +282,7 @@ def run_one(spec: RunSpec, plan: Plan, progress: Progress, workdir: Path) -> Run
             result.error += "\n" + _tail(log)
     finally:
         if proc is not None:
-            _stop(proc)
+            stop_process(proc)
         if reader is not None:
             reader.close()
         kd.teardown(settings, groups=(f"{prefix}faust",))
