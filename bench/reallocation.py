@@ -1,7 +1,7 @@
 """Controller benchmarks: reallocation latency per group protocol, and the pure tick's cost.
 
 Run: ``KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:9092 .venv/bin/python -m bench.reallocation
-[--moves 30] [--quick]``. Writes ``docs/bench/controller.md`` and ``docs/bench/controller.json``.
+[--moves 50] [--quick]``. Writes ``docs/bench/controller.md`` and ``docs/bench/controller.json``.
 
 1. **Reallocation latency**, for ``group_protocol=consumer`` (KIP-848) and ``classic``: an
    in-process controller (tick 0.2 s, cooldown 0) and two in-process workers (w1 on
@@ -240,7 +240,7 @@ def tick_cost(ticks: int) -> list[float]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.reallocation")
-    parser.add_argument("--moves", type=int, default=30)
+    parser.add_argument("--moves", type=int, default=50)
     parser.add_argument("--quick", action="store_true")
     args = parser.parse_args(argv)
     moves = 8 if args.quick else args.moves

@@ -92,7 +92,10 @@ class ClassSession:
         self._progress = asyncio.Event()
         self._failure: BaseException | None = None
         self._abandon = False
-        self._rebalanced = False  # set on the consumer thread by the rebalance callbacks
+        # Set by the rebalance callbacks (consumer thread, inside consume()); read by the pump
+        # after that consume() returned: partitions newly assigned need no wake-up.
+        self._rebalanced = False
+        self._fresh: set[TP] = set()
         self._cexec = ThreadPoolExecutor(1, thread_name_prefix=f"consumer-{queue_class.value}")
         self._loop: asyncio.AbstractEventLoop | None = None
         self._consumer: DataConsumer | None = None
@@ -209,9 +212,8 @@ class ClassSession:
             else:
                 batch = self._flow.batch_size(self._tracker.buffered())
                 records = await self._in_consumer(self._consumer.consume, batch, CONSUME_TIMEOUT_S)
-                if self._rebalanced:  # see DataConsumer.wake_fetchers: kept partitions resume
-                    self._rebalanced = False
-                    await self._in_consumer(self._consumer.wake_fetchers, self._tracker.partitions)
+                if self._rebalanced:
+                    await self._wake_kept_partitions()
                 for record in records:
                     if not self._tracker.expects(record.tp, record.offset):
                         continue  # not owned (revoked meanwhile), or already registered
@@ -226,6 +228,18 @@ class ClassSession:
             if time.monotonic() >= next_commit:
                 await self._commit()
                 next_commit = time.monotonic() + COMMIT_INTERVAL_S
+
+    async def _wake_kept_partitions(self) -> None:
+        """After a rebalance, get the partitions this member kept fetching again at once (see
+        :meth:`DataConsumer.wake_fetchers`). Newly assigned ones start by themselves, and
+        waking them would only delay their first fetch (measured: reallocation p50
+        0.08 -> 0.23 s when they were included)."""
+        assert self._consumer is not None
+        self._rebalanced = False
+        kept = [tp for tp in self._tracker.partitions if tp not in self._fresh]
+        self._fresh.clear()
+        if kept:
+            await self._in_consumer(self._consumer.wake_fetchers, kept)
 
     async def _await_progress(self, within: float) -> None:
         self._progress.clear()
@@ -358,6 +372,7 @@ class ClassSession:
         return future.result(timeout=self._settings.drain_timeout_seconds + CALLBACK_SLACK_S)
 
     def _on_assign(self, tps: list[TP]) -> None:
+        self._fresh.update(tps)
         self._rebalanced = True
         completed: dict[TP, frozenset[int]] = {}
         if not self._eos and self._consumer is not None and self._offsets is not None:
