@@ -48,8 +48,12 @@ _BAD_TAG = frozenset({"union_tag_not_found", "union_tag_invalid"})
 
 
 def encode(model: BaseModel) -> bytes:
-    """Compact UTF-8 JSON of ``model`` (extra fields of a submission included)."""
-    return model.model_dump_json().encode("utf-8")
+    """Compact UTF-8 JSON of ``model`` (extra fields of a submission included).
+
+    The model's own serializer straight to bytes: the same bytes as
+    ``model_dump_json().encode()`` without the str round trip (~40% cheaper; every decision
+    and every published submission goes through here)."""
+    return model.__pydantic_serializer__.to_json(model)
 
 
 def decode_submission(

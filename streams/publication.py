@@ -166,9 +166,7 @@ def prepare(submission: SubmissionInput, topics: Mapping[str, str], max_bytes: i
     """
     if isinstance(submission, _MODELS):
         model: SubmissionModel = submission
-        # The model's own serializer, as schemas.codec.encode uses it, minus a str round
-        # trip: the same bytes (a unit test pins that), ~40% cheaper on the hot path.
-        value = model.__pydantic_serializer__.to_json(model)
+        value = encode(model)
         if len(value) > max_bytes:
             raise ContractError(
                 WHOLE_RECORD, f"{len(value)} bytes, more than {max_bytes}", ErrorType.OVERSIZE

@@ -225,6 +225,7 @@ class ClassSession:
             buffered = self._tracker.buffered()
             self.peak_buffered = max(self.peak_buffered, buffered)
             self._metrics.buffered.set(buffered)
+            self._metrics.in_flight.set(self.in_flight)
             if time.monotonic() >= next_commit:
                 await self._commit()
                 next_commit = time.monotonic() + COMMIT_INTERVAL_S
@@ -285,8 +286,7 @@ class ClassSession:
             record.tp, record.offset, work.generation
         ):
             return  # failed, revoked, or past a sealed partition's limit: left to the next owner
-        self.in_flight += 1
-        self._metrics.in_flight.inc()
+        self.in_flight += 1  # the gauge follows in the pump loop: no lock per record
         started = time.perf_counter()
         try:
             outcome = await self._processor.process(work.record)
@@ -295,7 +295,6 @@ class ClassSession:
             return
         finally:
             self.in_flight -= 1
-            self._metrics.in_flight.dec()
         waited = None
         if outcome.submitted_at is not None:
             waited = time.time() - outcome.submitted_at.timestamp()
