@@ -8,6 +8,8 @@ short reason codes only, never a body (architecture invariant 6).
 
 from __future__ import annotations
 
+import functools
+import re
 from collections.abc import Iterable
 from datetime import datetime
 from enum import StrEnum
@@ -15,7 +17,16 @@ from typing import Annotated
 
 from pydantic import Field, Strict, StringConstraints
 
-from schemas.fields import Count, EntityId, KafkaTopic, SubmissionId, Timestamp, WireModel
+from schemas.fields import (
+    ENTITY_ID_PATTERN,
+    MAX_ID_LENGTH,
+    Count,
+    EntityId,
+    KafkaTopic,
+    SubmissionId,
+    Timestamp,
+    WireModel,
+)
 from schemas.queues import DECISION_QUEUE_PATTERN
 from schemas.submissions import Submission, SubmissionKind
 
@@ -80,14 +91,41 @@ def build_decision(
 
     Publish it with ``submission.key`` as the record key. Raises ``pydantic.ValidationError``
     if a reason or the worker id breaks the contract (a programming error, not bad input).
+
+    Every worker calls this once per record, so when the only inputs not valid by
+    construction (the reasons, the worker id, an aware ``decided_at``) pass a cheap check,
+    the model is built without pydantic's validation; anything else is fully validated.
     """
-    return Decision(
+    reasons = tuple(reasons)
+    trusted = (
+        _valid_reasons(reasons)
+        and decided_at.utcoffset() is not None
+        and isinstance(source, SourcePosition)
+        and _valid_worker_id(worker_id)
+    )
+    build = Decision.model_construct if trusted else Decision
+    return build(
         submission_id=submission.id,
         kind=SubmissionKind(submission.kind),
         queue=submission.queue_name,
-        verdict=verdict,
-        reasons=tuple(reasons),
+        verdict=Verdict(verdict),
+        reasons=reasons,
         decided_at=decided_at,
         source=source,
         worker_id=worker_id,
+    )
+
+
+def _valid_reasons(reasons: tuple[object, ...]) -> bool:
+    return len(reasons) <= MAX_REASONS and all(
+        type(r) is str and 0 < len(r) <= MAX_REASON_LENGTH for r in reasons
+    )
+
+
+@functools.lru_cache(maxsize=64)
+def _valid_worker_id(worker_id: str) -> bool:
+    return (
+        type(worker_id) is str
+        and 0 < len(worker_id) <= MAX_ID_LENGTH
+        and re.fullmatch(ENTITY_ID_PATTERN, worker_id) is not None
     )

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 from pydantic import TypeAdapter, ValidationError
 
+from schemas.codec import encode
 from schemas.decisions import Decision, SourcePosition, Verdict, build_decision
 from schemas.queues import QueueClass
 from schemas.submissions import (
@@ -229,3 +230,34 @@ def test_decision_queue_must_be_a_decision_queue() -> None:
             }
         )
     assert locations(caught.value) == [("queue",)]
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"reasons": ["x" * 501]}, "reasons"),
+        ({"reasons": [""]}, "reasons"),
+        ({"reasons": ["r"] * 33}, "reasons"),
+        ({"decided_at": datetime(2026, 1, 1)}, "decided_at"),
+        ({"worker_id": ""}, "worker_id"),
+    ],
+)
+def test_decision_built_without_validation_only_from_valid_inputs(
+    change: dict[str, object], field: str
+) -> None:
+    # build_decision skips pydantic when its inputs pass a cheap check: that path must give
+    # the validated model's exact bytes, and every input the check lets through must be one
+    # validation accepts (everything else still raises, on the field).
+    args: dict[str, object] = {
+        "verdict": Verdict.NEEDS_REVIEW,
+        "reasons": ["shouting: 80% capitals", "2 links (max 1)"],
+        "decided_at": AT,
+        "source": SOURCE,
+        "worker_id": "worker-1.a",
+    }
+    fast = build_decision(message(), **args)  # type: ignore[arg-type]
+    assert fast == Decision.model_validate(fast.model_dump())
+    assert encode(fast) == encode(Decision.model_validate(fast.model_dump()))
+    with pytest.raises(ValidationError) as caught:
+        build_decision(message(), **{**args, **change})  # type: ignore[arg-type]
+    assert locations(caught.value)[0][0] == field
