@@ -11,7 +11,6 @@ it a dedicated thread); a :class:`DataProducer` is thread-safe.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -228,7 +227,7 @@ class DataConsumer:
         """Make the next fetch of ``tp`` start at ``offset``."""
         self._consumer.seek(TopicPartition(tp[0], tp[1], offset))
 
-    def wake_fetchers(self, tps: Sequence[TP], timeout: float = 1.0) -> None:
+    def wake_fetchers(self, tps: Sequence[TP], timeout: float = 0.5) -> None:
         """Get fetching of ``tps`` going again at once after a rebalance.
 
         librdkafka pauses every assigned partition while a rebalance callback runs and
@@ -237,13 +236,17 @@ class DataConsumer:
         member *kept* stopped flowing for up to ~1 s after every rebalance (measured: 0.9 to
         1.0 s with nothing fetched, then the backlog at once). Any request to the leader wakes
         its thread; a watermark query (ListOffsets) is the cheapest. One per partition, so
-        every leader is reached; errors are ignored (it is only a nudge).
+        every leader is reached. It is only a nudge: the first failure (a broker that does
+        not answer within ``timeout``, e.g. during an outage) ends it, so an outage holds the
+        consumer thread for one ``timeout`` at most.
         """
         for topic, partition in tps:
-            with contextlib.suppress(KafkaException):
+            try:
                 self._consumer.get_watermark_offsets(
                     TopicPartition(topic, partition), timeout=timeout, cached=False
                 )
+            except KafkaException:
+                return
 
     def pause(self, tps: Sequence[TP]) -> None:
         """Stop fetching ``tps`` (backpressure) without leaving the group."""
