@@ -12,6 +12,7 @@ import asyncio
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 
 from streams.kafka_io import TP, DataProducer, KafkaIOError
 from streams.processing import OutMessage
@@ -49,13 +50,14 @@ class Deliveries:
         """
         self._loop = asyncio.get_running_loop()
         self._unacked[slot] = len(messages)
+        ack = partial(self._relay, slot)
         for message in messages:
-            self._producer.produce(
+            self._producer.produce_acked(
                 message.topic,
                 key=message.key,
                 value=message.value,
                 headers=list(message.headers) if message.headers else None,
-                on_delivery=lambda err, *_a, s=slot: self._relay(s, err),
+                ack=ack,
             )
 
     async def serve(self) -> None:

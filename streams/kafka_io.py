@@ -11,6 +11,7 @@ it a dedicated thread); a :class:`DataProducer` is thread-safe.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -273,6 +274,13 @@ class DataConsumer:
             self._consumer.close()
 
 
+def _acknowledge(ack: Callable[[KafkaIOError | None], None], err: Any, _msg: Any) -> None:
+    if err is None:
+        ack(None)
+    else:
+        ack(KafkaIOError("deliver", err.name(), err.str(), fatal=bool(err.fatal())))
+
+
 DeliveryCallback = Callable[[KafkaIOError | None, str, int, int], None]
 """Called with (error or None, topic, partition, offset) once a message is acknowledged."""
 
@@ -339,6 +347,34 @@ class DataProducer:
             except BufferError:
                 # The local queue is full (bounded memory): serve callbacks, then retry.
                 self._producer.poll(0.05)
+            except KafkaException as exc:
+                raise _wrap("produce", exc) from None
+
+    def produce_acked(
+        self,
+        topic: str,
+        *,
+        key: bytes | None,
+        value: bytes | None,
+        headers: Headers | None,
+        ack: Callable[[KafkaIOError | None], None],
+    ) -> None:
+        """Queue one message; ``ack(None)`` once the broker acknowledged it, ``ack(error)``
+        if it never will (in the thread that calls :meth:`poll`).
+
+        The worker's hot path: unlike :meth:`produce` it builds no closure per message and
+        reads nothing back from the report (one C-level ``partial`` and one small frame per
+        acknowledgement), which is most of what at-least-once costs over exactly-once.
+        """
+        report = functools.partial(_acknowledge, ack)
+        while True:
+            try:
+                self._producer.produce(
+                    topic, key=key, value=value, headers=cast(Any, headers), on_delivery=report
+                )
+                return
+            except BufferError:
+                self._producer.poll(0.05)  # the local queue is full: serve reports, retry
             except KafkaException as exc:
                 raise _wrap("produce", exc) from None
 
