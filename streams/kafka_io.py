@@ -274,11 +274,12 @@ class DataConsumer:
             self._consumer.close()
 
 
+def _delivery_error(err: Any) -> KafkaIOError:
+    return KafkaIOError("deliver", err.name(), err.str(), fatal=bool(err.fatal()))
+
+
 def _acknowledge(ack: Callable[[KafkaIOError | None], None], err: Any, _msg: Any) -> None:
-    if err is None:
-        ack(None)
-    else:
-        ack(KafkaIOError("deliver", err.name(), err.str(), fatal=bool(err.fatal())))
+    ack(None if err is None else _delivery_error(err))
 
 
 DeliveryCallback = Callable[[KafkaIOError | None, str, int, int], None]
@@ -325,30 +326,11 @@ class DataProducer:
             if on_delivery is None:
                 return
             if err is not None:
-                on_delivery(
-                    KafkaIOError("deliver", err.name(), err.str(), fatal=bool(err.fatal())),
-                    msg.topic(),
-                    -1,
-                    -1,
-                )
+                on_delivery(_delivery_error(err), msg.topic(), -1, -1)
             else:
                 on_delivery(None, msg.topic(), msg.partition(), msg.offset())
 
-        while True:
-            try:
-                self._producer.produce(
-                    topic,
-                    key=key,
-                    value=value,
-                    headers=cast(Any, headers),
-                    on_delivery=callback,
-                )
-                return
-            except BufferError:
-                # The local queue is full (bounded memory): serve callbacks, then retry.
-                self._producer.poll(0.05)
-            except KafkaException as exc:
-                raise _wrap("produce", exc) from None
+        self._send(topic, key, value, headers, callback)
 
     def produce_acked(
         self,
@@ -366,7 +348,16 @@ class DataProducer:
         reads nothing back from the report (one C-level ``partial`` and one small frame per
         acknowledgement), which is most of what at-least-once costs over exactly-once.
         """
-        report = functools.partial(_acknowledge, ack)
+        self._send(topic, key, value, headers, functools.partial(_acknowledge, ack))
+
+    def _send(
+        self,
+        topic: str,
+        key: bytes | None,
+        value: bytes | None,
+        headers: Headers | None,
+        report: Callable[[Any, Any], None],
+    ) -> None:
         while True:
             try:
                 self._producer.produce(
@@ -374,7 +365,8 @@ class DataProducer:
                 )
                 return
             except BufferError:
-                self._producer.poll(0.05)  # the local queue is full: serve reports, retry
+                # The local queue is full (bounded memory): serve callbacks, then retry.
+                self._producer.poll(0.05)
             except KafkaException as exc:
                 raise _wrap("produce", exc) from None
 
