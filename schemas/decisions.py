@@ -29,6 +29,7 @@ from schemas.fields import (
 )
 from schemas.queues import DECISION_QUEUE_PATTERN
 from schemas.submissions import Submission, SubmissionKind
+from schemas.trusted import construct
 
 MAX_REASONS = 32
 """Most reasons one decision lists."""
@@ -94,26 +95,36 @@ def build_decision(
 
     Every worker calls this once per record, so when the only inputs not valid by
     construction (the reasons, the worker id, an aware ``decided_at``) pass a cheap check,
-    the model is built without pydantic's validation; anything else is fully validated.
+    the model is built without pydantic's validation (:func:`schemas.trusted.construct`);
+    anything else is fully validated.
     """
     reasons = tuple(reasons)
+    kind = _KINDS.get(submission.kind)
+    member = _VERDICTS.get(verdict)
     trusted = (
-        _valid_reasons(reasons)
+        kind is not None
+        and member is not None
+        and _valid_reasons(reasons)
         and decided_at.utcoffset() is not None
         and isinstance(source, SourcePosition)
         and _valid_worker_id(worker_id)
     )
-    build = Decision.model_construct if trusted else Decision
-    return build(
-        submission_id=submission.id,
-        kind=SubmissionKind(submission.kind),
-        queue=submission.queue_name,
-        verdict=Verdict(verdict),
-        reasons=reasons,
-        decided_at=decided_at,
-        source=source,
-        worker_id=worker_id,
-    )
+    fields = {
+        "submission_id": submission.id,
+        "kind": kind if kind is not None else submission.kind,
+        "queue": submission.queue_name,
+        "verdict": member if member is not None else verdict,
+        "reasons": reasons,
+        "decided_at": decided_at,
+        "source": source,
+        "worker_id": worker_id,
+    }
+    return construct(Decision, fields) if trusted else Decision(**fields)
+
+
+# Enum lookups by value without Enum.__call__ (a StrEnum member hashes like its value).
+_KINDS = {kind.value: kind for kind in SubmissionKind}
+_VERDICTS = {verdict.value: verdict for verdict in Verdict}
 
 
 def _valid_reasons(reasons: tuple[object, ...]) -> bool:

@@ -24,13 +24,17 @@ from schemas.submissions import (
     PostSubmission,
     PrivateMessageSubmission,
     Submission,
+    SubmissionKind,
     TopicSubmission,
 )
 from schemas.topics import TopicNames
+from schemas.trusted import construct
 from streams.kafka_io import Record
-from streams.moderation import ModerationInput, Policy, PolicyError, PolicyResult
+from streams.moderation import ModerationInput, Policy, PolicyError, PolicyResult, PolicyVerdict
 
 _LOG = logging.getLogger("modq.worker")
+_VERDICT_OF = {verdict: Verdict(verdict.value) for verdict in PolicyVerdict}
+"""The decision's verdict for each policy verdict (a dict lookup, not ``Enum.__call__``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,32 +74,25 @@ class RetryPolicy:
 def moderation_input(submission: Submission) -> ModerationInput:
     """What the policy sees of ``submission``.
 
-    Built with ``model_construct``: every value comes from a submission the contract already
-    validated, so validating again would only cost time on the hot path."""
-    if isinstance(submission, TopicSubmission):
-        return ModerationInput.model_construct(
-            submission_id=submission.id,
-            kind="topic",
-            author_id=submission.author_id,
-            title=submission.title,
-            body=submission.body,
-            submitted_at=submission.submitted_at,
-        )
-    if isinstance(submission, PostSubmission):
-        return ModerationInput.model_construct(
-            submission_id=submission.id,
-            kind="post",
-            author_id=submission.author_id,
-            body=submission.body,
-            submitted_at=submission.submitted_at,
-        )
-    assert isinstance(submission, PrivateMessageSubmission)
-    return ModerationInput.model_construct(
-        submission_id=submission.id,
-        kind="private_message",
-        author_id=submission.sender_id,
-        body=submission.body,
-        submitted_at=submission.submitted_at,
+    Built with :func:`schemas.trusted.construct`: every value comes from a submission the
+    contract already validated, so validating again would only cost time on the hot path."""
+    if isinstance(submission, PostSubmission):  # the most common kind first
+        kind, author, title = SubmissionKind.POST, submission.author_id, None
+    elif isinstance(submission, TopicSubmission):
+        kind, author, title = SubmissionKind.TOPIC, submission.author_id, submission.title
+    else:
+        assert isinstance(submission, PrivateMessageSubmission)
+        kind, author, title = SubmissionKind.PRIVATE_MESSAGE, submission.sender_id, None
+    return construct(
+        ModerationInput,
+        {
+            "submission_id": submission.id,
+            "kind": kind,
+            "author_id": author,
+            "title": title,
+            "body": submission.body,
+            "submitted_at": submission.submitted_at,
+        },
     )
 
 
@@ -128,8 +125,9 @@ class RecordProcessor:
     async def process(self, record: Record) -> Outcome:
         """Moderate ``record``; never raises for bad input or policy failures."""
         # The broker's own coordinates: valid by construction, so not validated again.
-        source = SourcePosition.model_construct(
-            topic=record.topic, partition=record.partition, offset=record.offset
+        source = construct(
+            SourcePosition,
+            {"topic": record.topic, "partition": record.partition, "offset": record.offset},
         )
         try:
             submission = decode_submission(record.value, max_bytes=self._max_bytes)
@@ -172,7 +170,7 @@ class RecordProcessor:
     ) -> Outcome:
         decision = build_decision(
             submission,
-            verdict=Verdict(result.verdict.value),
+            verdict=_VERDICT_OF[result.verdict],
             reasons=result.reasons,
             decided_at=self._clock(),
             source=source,

