@@ -278,8 +278,9 @@ def _delivery_error(err: Any) -> KafkaIOError:
     return KafkaIOError("deliver", err.name(), err.str(), fatal=bool(err.fatal()))
 
 
-def _acknowledge(ack: Callable[[KafkaIOError | None], None], err: Any, _msg: Any) -> None:
-    ack(None if err is None else _delivery_error(err))
+def _report_failure(on_failed: Callable[[KafkaIOError], None], err: Any, _msg: Any) -> None:
+    if err is not None:  # with delivery.report.only.error, librdkafka reports nothing else
+        on_failed(_delivery_error(err))
 
 
 DeliveryCallback = Callable[[KafkaIOError | None, str, int, int], None]
@@ -296,9 +297,16 @@ class DataProducer:
         client_id: str,
         transactional_id: str | None = None,
         extra: Mapping[str, str | int | float | bool] | None = None,
+        on_failed_delivery: Callable[[KafkaIOError], None] | None = None,
     ) -> None:
+        """``on_failed_delivery``: report *only* failed deliveries, all of them to this
+        callback (``delivery.report.only.error``); a successful delivery then costs no
+        Python at all, and per-message ``on_delivery`` callbacks also see failures only."""
         config: dict[str, Any] = dict(producer_config(settings, transactional_id=transactional_id))
         config.update({"client.id": client_id, "logger": _LOG, "error_cb": self._on_error})
+        if on_failed_delivery is not None:
+            config["delivery.report.only.error"] = True
+            config["on_delivery"] = functools.partial(_report_failure, on_failed_delivery)
         if transactional_id is not None:
             config["transaction.timeout.ms"] = 60_000
         config.update(extra or {})
@@ -320,35 +328,22 @@ class DataProducer:
         headers: Headers | None = None,
         on_delivery: DeliveryCallback | None = None,
     ) -> None:
-        """Queue one message; ``on_delivery`` runs in the thread that calls :meth:`poll`."""
+        """Queue one message; ``on_delivery`` runs in the thread that calls :meth:`poll`.
 
-        def callback(err: Any, msg: Any) -> None:
-            if on_delivery is None:
-                return
-            if err is not None:
-                on_delivery(_delivery_error(err), msg.topic(), -1, -1)
-            else:
-                on_delivery(None, msg.topic(), msg.partition(), msg.offset())
-
-        self._send(topic, key, value, headers, callback)
-
-    def produce_acked(
-        self,
-        topic: str,
-        *,
-        key: bytes | None,
-        value: bytes | None,
-        headers: Headers | None,
-        ack: Callable[[KafkaIOError | None], None],
-    ) -> None:
-        """Queue one message; ``ack(None)`` once the broker acknowledged it, ``ack(error)``
-        if it never will (in the thread that calls :meth:`poll`).
-
-        The worker's hot path: unlike :meth:`produce` it builds no closure per message and
-        reads nothing back from the report (one C-level ``partial`` and one small frame per
-        acknowledgement), which is most of what at-least-once costs over exactly-once.
+        Without ``on_delivery`` the message has no Python work left after this call (or
+        goes to the producer's ``on_failed_delivery``, if it has one, should it fail).
         """
-        self._send(topic, key, value, headers, functools.partial(_acknowledge, ack))
+        report: Callable[[Any, Any], None] | None = None
+        if on_delivery is not None:
+            callback = on_delivery
+
+            def report(err: Any, msg: Any) -> None:
+                if err is not None:
+                    callback(_delivery_error(err), msg.topic(), -1, -1)
+                else:
+                    callback(None, msg.topic(), msg.partition(), msg.offset())
+
+        self._send(topic, key, value, headers, report)
 
     def _send(
         self,
@@ -356,7 +351,7 @@ class DataProducer:
         key: bytes | None,
         value: bytes | None,
         headers: Headers | None,
-        report: Callable[[Any, Any], None],
+        report: Callable[[Any, Any], None] | None,
     ) -> None:
         while True:
             try:

@@ -9,8 +9,9 @@ holds under one deadline, commits, and leaves the group.
 Threads: librdkafka's consumer is driven from one dedicated thread; its rebalance callbacks
 run there and hand work to the event loop with ``run_coroutine_threadsafe``. On revocation
 the callback waits until the revoked partitions' records are finished, commits them, and
-only then lets the partitions go (commit-on-revoke). Delivery acknowledgements arrive on a
-producer thread and are relayed to the loop.
+only then lets the partitions go (commit-on-revoke). Under at-least-once, records are
+reported finished in batches by producer barriers (:mod:`streams.deliveries`), never one
+delivery callback per message.
 
 Bounded memory: at most ``max_buffered`` records are held (consumed, not committed); at the
 bound the session stops consuming until finished records are committed
@@ -174,15 +175,17 @@ class ClassSession:
 
     async def _open(self) -> None:
         client = f"{self._worker_id}-{self.queue_class.value}"
-        self._producer = self._new_producer(client)
         if self._eos:
+            self._producer = self._new_producer(client)
             self._committer = TransactionalCommitter(self._producer, self._new_producer, client)
             await self._in_consumer(self._committer.start)
         else:
             self._deliveries = Deliveries(
-                self._producer,
                 on_delivered=lambda slot: self._finish(slot[0], slot[1], slot[2], None),
                 on_error=self._fail,
+            )
+            self._producer = self._deliveries.producer_for(
+                lambda **kw: DataProducer(self._settings, client_id=client, **kw)
             )
         self._consumer = DataConsumer(
             self._settings,
