@@ -6,6 +6,7 @@ No Kafka client, no clock, no asyncio: :mod:`streams.session` does the I/O aroun
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from schemas.queues import QueueClass
 from schemas.topics import TopicNames
@@ -38,9 +39,12 @@ def default_max_buffered(max_in_flight_keys: int) -> int:
     return max(max_in_flight_keys * 16, 5000)
 
 
-@dataclass(frozen=True, slots=True)
-class Work:
-    """A consumed record and the ownership generation it was consumed under."""
+class Work(NamedTuple):
+    """A consumed record and the ownership generation it was consumed under.
+
+    The per-record value types of the hot path are named tuples: built in C, about a third
+    of what a frozen dataclass costs (which sets every field through ``object.__setattr__``).
+    """
 
     record: Record
     generation: int

@@ -14,8 +14,7 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any, NamedTuple, cast
 
 from confluent_kafka import (
     Consumer,
@@ -88,9 +87,9 @@ def _wrap(operation: str, exc: KafkaException) -> KafkaIOError:
     )
 
 
-@dataclass(frozen=True, slots=True)
-class Record:
-    """One consumed record, decoupled from librdkafka's Message."""
+class Record(NamedTuple):
+    """One consumed record, decoupled from librdkafka's Message (a named tuple: one is
+    built per consumed record, in C)."""
 
     topic: str
     partition: int
@@ -108,15 +107,15 @@ class Record:
 
 def _record(msg: Any) -> Record:
     ts_type, ts = msg.timestamp()
-    raw_headers = msg.headers() or []
+    raw_headers = msg.headers()
     return Record(
-        topic=msg.topic(),
-        partition=msg.partition(),
-        offset=msg.offset(),
-        key=msg.key(),
-        value=msg.value(),
-        headers=tuple((k, v or b"") for k, v in raw_headers),
-        timestamp_ms=int(ts) if ts_type != 0 else 0,
+        msg.topic(),
+        msg.partition(),
+        msg.offset(),
+        msg.key(),
+        msg.value(),
+        tuple([(k, v or b"") for k, v in raw_headers]) if raw_headers else (),
+        int(ts) if ts_type != 0 else 0,
     )
 
 

@@ -180,6 +180,10 @@ class OffsetTracker(Generic[R]):
         part = self._parts.get(tp)
         return part is not None and (not part.slots or offset > part.slots[-1].offset)
 
+    def committable(self) -> bool:
+        """Whether some partition has a finished prefix to release (O(partitions))."""
+        return any(p.slots and p.slots[0].done for p in self._parts.values())
+
     def take_committable(self, tps: Iterable[TP] | None = None) -> Release[R]:
         """Release the finished prefix of every (or each of ``tps``) partition.
 

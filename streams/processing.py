@@ -15,6 +15,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import NamedTuple
 
 from schemas.codec import decode_submission, encode
 from schemas.decisions import SourcePosition, Verdict, build_decision
@@ -37,9 +38,9 @@ _VERDICT_OF = {verdict: Verdict(verdict.value) for verdict in PolicyVerdict}
 """The decision's verdict for each policy verdict (a dict lookup, not ``Enum.__call__``)."""
 
 
-@dataclass(frozen=True, slots=True)
-class OutMessage:
-    """A message to publish: topic, key, value and headers."""
+class OutMessage(NamedTuple):
+    """A message to publish: topic, key, value and headers (a named tuple, like
+    :class:`streams.flow.Work`: built once per record)."""
 
     topic: str
     key: bytes | None
@@ -47,8 +48,7 @@ class OutMessage:
     headers: tuple[tuple[str, bytes], ...] = ()
 
 
-@dataclass(frozen=True, slots=True)
-class Outcome:
+class Outcome(NamedTuple):
     """What processing one record produced, plus facts for metrics (never content)."""
 
     messages: tuple[OutMessage, ...]

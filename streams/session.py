@@ -211,7 +211,14 @@ class ClassSession:
         next_commit = time.monotonic() + COMMIT_INTERVAL_S
         while not self._stop.is_set() and self._failure is None:
             if self._flow.update(self._tracker.buffered()):
-                await self._await_progress(COMMIT_INTERVAL_S)  # bound full: let work finish
+                # Bound full. Finished records count until committed, so commit them now
+                # rather than at the next interval (waiting for it idled the lanes: measured
+                # ~20% of a backlog drain); if none has finished yet, wait for one.
+                if self._tracker.committable():
+                    await self._commit()
+                    next_commit = time.monotonic() + COMMIT_INTERVAL_S
+                else:
+                    await self._await_progress(COMMIT_INTERVAL_S)
             else:
                 batch = self._flow.batch_size(self._tracker.buffered())
                 records = await self._in_consumer(self._consumer.consume, batch, CONSUME_TIMEOUT_S)

@@ -88,26 +88,27 @@ class FloodTracker:
         authors.move_to_end(author_id)
 
         # Plain loops with tuple unpacking: this runs for every record a worker moderates,
-        # over at most max_entries_per_author entries.
+        # over at most max_entries_per_author entries. The list is changed in place; it is
+        # rebuilt only when an entry expired (rare: the window is long next to the history).
         # Entries compare by time first, so max() finds the latest one in C.
         horizon = max(at, max(entries).at if entries else at) - window_seconds
-        kept: list[_Entry] = []
         already_seen = False
         count = 1
-        for entry in entries:
-            when, text_seen, submission_seen = entry
+        expired = False
+        for when, text_seen, submission_seen in entries:
             if when <= horizon:
-                continue
-            kept.append(entry)
-            if submission_seen == sub_fp:
+                expired = True
+            elif submission_seen == sub_fp:
                 already_seen = True
             elif text_seen == text_fp and abs(when - at) < window_seconds:
                 count += 1
+        if expired:
+            entries = [entry for entry in entries if entry.at > horizon]
+            authors[author_id] = entries
         if not already_seen:
-            kept.append(_Entry(at, text_fp, sub_fp))
-        if len(kept) > self.max_entries_per_author:
-            kept = kept[-self.max_entries_per_author :]
-        authors[author_id] = kept
+            entries.append(_Entry(at, text_fp, sub_fp))
+            if len(entries) > self.max_entries_per_author:
+                del entries[0]
         return count
 
     def clear(self) -> None:
