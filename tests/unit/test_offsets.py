@@ -21,6 +21,18 @@ def _tracker(*offsets: int, tp: tuple[str, int] = TP) -> tuple[OffsetTracker[str
     return tracker, generation
 
 
+def test_committable_says_whether_a_release_would_free_anything() -> None:
+    tracker, gen = _tracker(0, 1, 2)
+    assert not tracker.committable()  # nothing finished
+    tracker.finish(TP, 1, gen)
+    assert not tracker.committable()  # 1 finished, but 0 holds the prefix back
+    tracker.finish(TP, 0, gen)
+    assert tracker.committable()
+    assert tracker.take_committable().offsets == {TP: 2}
+    assert not tracker.committable()  # 2 is unfinished
+    assert tracker.buffered() == 1
+
+
 def test_only_the_contiguous_finished_prefix_is_released() -> None:
     tracker, gen = _tracker(0, 1, 2, 3, 4)
     assert tracker.finish(TP, 0, gen)
