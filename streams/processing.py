@@ -18,7 +18,7 @@ from datetime import datetime
 from typing import NamedTuple
 
 from schemas.codec import decode_submission, encode
-from schemas.decisions import SourcePosition, Verdict, build_decision
+from schemas.decisions import SourcePosition, Verdict, build_decision, encode_decision
 from schemas.dlq import dead_letter_context
 from schemas.errors import ContractError
 from schemas.submissions import (
@@ -124,20 +124,15 @@ class RecordProcessor:
 
     async def process(self, record: Record) -> Outcome:
         """Moderate ``record``; never raises for bad input or policy failures."""
-        # The broker's own coordinates: valid by construction, so not validated again.
-        source = construct(
-            SourcePosition,
-            {"topic": record.topic, "partition": record.partition, "offset": record.offset},
-        )
         try:
             submission = decode_submission(record.value, max_bytes=self._max_bytes)
         except ContractError as error:
-            return self._dead_letter(record, source, error, attempts=1, submission=None)
+            return self._dead_letter(record, error, attempts=1, submission=None)
         if self._kind_of_topic(record.topic) not in (None, submission.kind):
             misplaced = ContractError(
                 "kind", f"{submission.kind!r} submissions do not belong on {record.topic}"
             )
-            return self._dead_letter(record, source, misplaced, attempts=1, submission=None)
+            return self._dead_letter(record, misplaced, attempts=1, submission=None)
         item = moderation_input(submission)
         attempt = 0
         while True:
@@ -156,38 +151,40 @@ class RecordProcessor:
                         attempt,
                         type(exc).__name__,
                     )
-                    return self._dead_letter(record, source, exc, attempt, submission)
+                    return self._dead_letter(record, exc, attempt, submission)
                 await asyncio.sleep(self._retry.delay(attempt))  # back-off, holding the key
-        return self._decided(record, source, submission, result, attempt)
+        return self._decided(record, submission, result, attempt)
 
     def _decided(
-        self,
-        record: Record,
-        source: SourcePosition,
-        submission: Submission,
-        result: PolicyResult,
-        attempts: int,
+        self, record: Record, submission: Submission, result: PolicyResult, attempts: int
     ) -> Outcome:
-        decision = build_decision(
+        verdict = _VERDICT_OF[result.verdict]
+        value = encode_decision(
             submission,
-            verdict=_VERDICT_OF[result.verdict],
+            verdict=verdict,
             reasons=result.reasons,
             decided_at=self._clock(),
-            source=source,
+            topic=record.topic,
+            partition=record.partition,
+            offset=record.offset,
             worker_id=self._worker_id,
         )
-        message = OutMessage(self._topics.decisions, submission.key.encode(), encode(decision))
-        return Outcome((message,), decision.verdict, False, attempts, submission.submitted_at)
+        message = OutMessage(self._topics.decisions, submission.key.encode(), value)
+        return Outcome((message,), verdict, False, attempts, submission.submitted_at)
 
     def _dead_letter(
         self,
         record: Record,
-        source: SourcePosition,
         error: Exception,
         attempts: int,
         submission: Submission | None,
     ) -> Outcome:
         now = self._clock()
+        # The broker's own coordinates: valid by construction, so not validated again.
+        source = construct(
+            SourcePosition,
+            {"topic": record.topic, "partition": record.partition, "offset": record.offset},
+        )
         context = dead_letter_context(
             error, source=source, worker_id=self._worker_id, failed_at=now, attempts=attempts
         )

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
 from pydantic import ValidationError
 
-from schemas.codec import encode
-from schemas.decisions import Decision, SourcePosition, Verdict, build_decision
+from schemas.codec import decode_decision, encode
+from schemas.decisions import (
+    Decision,
+    SourcePosition,
+    Verdict,
+    build_decision,
+    encode_decision,
+)
 from schemas.submissions import (
     PostSubmission,
     PrivateMessageSubmission,
@@ -98,3 +104,76 @@ def test_a_verdict_that_is_not_one_is_validated_and_refused() -> None:
             worker_id="w1",
         )
     assert [e["loc"] for e in caught.value.errors()] == [("verdict",)]
+
+
+DECIDED_AT = [
+    AT,
+    datetime(2025, 3, 1, 12, 0, 0, 123456, tzinfo=UTC),
+    datetime(2025, 3, 1, 14, 0, 0, 5, tzinfo=timezone(timedelta(hours=2))),
+]
+REASONS: list[tuple[str, ...]] = [
+    (),
+    ("too many links",),
+    ("banned term: ｆｒｅｅ", 'quote " and \\ backslash', "é" * 500),
+]
+
+
+@pytest.mark.parametrize("submission", SUBMISSIONS, ids=lambda s: s.kind)
+@pytest.mark.parametrize("verdict", list(Verdict))
+@pytest.mark.parametrize("decided_at", DECIDED_AT, ids=["utc", "micros", "plus2"])
+@pytest.mark.parametrize("reasons", REASONS, ids=["none", "one", "odd"])
+def test_encoded_decision_is_the_validated_models_bytes(
+    submission: Submission, verdict: Verdict, decided_at: datetime, reasons: tuple[str, ...]
+) -> None:
+    validated = Decision(
+        submission_id=submission.id,
+        kind=SubmissionKind(submission.kind),
+        queue=submission.queue_name,
+        verdict=verdict,
+        reasons=reasons,
+        decided_at=decided_at,
+        source=SOURCE,
+        worker_id="w1",
+    )
+    fast = encode_decision(
+        submission,
+        verdict=verdict,
+        reasons=reasons,
+        decided_at=decided_at,
+        topic=SOURCE.topic,
+        partition=SOURCE.partition,
+        offset=SOURCE.offset,
+        worker_id="w1",
+    )
+    assert fast == encode(validated)
+    assert decode_decision(fast) == validated
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"worker_id": "no spaces"}, "worker_id"),
+        ({"reasons": ("",)}, "reasons"),
+        ({"reasons": ("x" * 501,)}, "reasons"),
+        ({"topic": "bad topic"}, "topic"),
+        ({"offset": -1}, "offset"),
+        ({"partition": True}, "partition"),
+        ({"verdict": "maybe"}, "verdict"),
+        ({"decided_at": datetime(2025, 3, 1, 12, 0)}, "decided_at"),
+    ],
+)
+def test_encoded_decision_validates_what_it_cannot_trust(
+    change: dict[str, Any], field: str
+) -> None:
+    args: dict[str, Any] = {
+        "verdict": Verdict.APPROVED,
+        "decided_at": AT,
+        "topic": SOURCE.topic,
+        "partition": 0,
+        "offset": 0,
+        "worker_id": "w1",
+        **change,
+    }
+    with pytest.raises(ValidationError) as caught:
+        encode_decision(SUBMISSIONS[1], **args)
+    assert field in str(caught.value.errors()[0]["loc"])
