@@ -52,7 +52,7 @@ class Deliveries:
     def __init__(
         self,
         *,
-        on_delivered: Callable[[Slot], None],
+        on_delivered: Callable[[list[Slot]], None],
         on_error: Callable[[KafkaIOError], None],
     ) -> None:
         self._producer: DataProducer | None = None
@@ -74,7 +74,8 @@ class Deliveries:
         return self._producer
 
     def send(self, slot: Slot, messages: tuple[OutMessage, ...]) -> None:
-        """Produce ``messages`` in order; ``on_delivered(slot)`` once a barrier covers them.
+        """Produce ``messages`` in order; ``slot`` is among the ``on_delivered(slots)`` of the
+        first barrier that covers them.
 
         Raises :class:`KafkaIOError` if the producer refuses a message.
         """
@@ -121,8 +122,7 @@ class Deliveries:
             if self._failures:
                 self._on_error(self._failures[0])
                 return
-            for slot in covered:
-                self._on_delivered(slot)
+            self._on_delivered(covered)
             held, self._held = self._held, []
             for slot, messages in held:
                 self._produce(slot, messages)

@@ -38,7 +38,7 @@ from schemas.queues import QueueClass
 from schemas.settings import ProcessingGuarantee, Settings
 from schemas.topics import TopicNames
 from streams import offset_map
-from streams.deliveries import Deliveries
+from streams.deliveries import Deliveries, Slot
 from streams.flow import (
     Backpressure,
     Work,
@@ -74,7 +74,7 @@ class ClassSession:
         queue_class: QueueClass,
         processor: RecordProcessor,
         metrics: WorkerMetrics,
-        on_progress: Callable[[], None] = lambda: None,
+        on_progress: Callable[[int], None] = lambda records: None,
         max_buffered: int | None = None,
     ) -> None:
         self._settings = settings
@@ -181,7 +181,7 @@ class ClassSession:
             await self._in_consumer(self._committer.start)
         else:
             self._deliveries = Deliveries(
-                on_delivered=lambda slot: self._finish(slot[0], slot[1], slot[2], None),
+                on_delivered=self._finish_delivered,
                 on_error=self._fail,
             )
             self._producer = self._deliveries.producer_for(
@@ -326,7 +326,20 @@ class ClassSession:
     ) -> None:
         if self._tracker.finish(tp, offset, generation, result if self._eos else None):
             self.processed += 1
-            self._on_progress()
+            self._on_progress(1)
+        self._progress.set()
+
+    def _finish_delivered(self, slots: list[Slot]) -> None:
+        """:meth:`_finish` for the records one delivery barrier covered (progress reported
+        once for all of them)."""
+        finish = self._tracker.finish
+        done = 0
+        for tp, offset, generation in slots:
+            if finish(tp, offset, generation, None):
+                done += 1
+        if done:
+            self.processed += done
+            self._on_progress(done)
         self._progress.set()
 
     def _fail(self, error: BaseException) -> None:

@@ -113,8 +113,8 @@ class Worker:
             host=socket.gethostname()[:200] or "localhost",
         )
 
-    def _progressed(self) -> None:
-        self.processed += 1
+    def _progressed(self, records: int) -> None:
+        self.processed += records
         self.last_progress_at = self._clock()
 
     # --- running --------------------------------------------------------------------------

@@ -60,7 +60,7 @@ def count_in_log(settings: Settings, name: str, expected: int, within: float = 2
 def wired(settings: Settings) -> tuple[Deliveries, list[Slot], list[KafkaIOError]]:
     delivered: list[Slot] = []
     errors: list[KafkaIOError] = []
-    deliveries = Deliveries(on_delivered=delivered.append, on_error=errors.append)
+    deliveries = Deliveries(on_delivered=delivered.extend, on_error=errors.append)
     deliveries.producer_for(lambda **kw: DataProducer(settings, client_id="barrier-test", **kw))
     return deliveries, delivered, errors
 
