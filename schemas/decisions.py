@@ -195,18 +195,19 @@ def _valid_reasons(reasons: tuple[object, ...]) -> bool:
 
 
 @functools.lru_cache(maxsize=256)
+def _valid_name(value: str, pattern: str, max_length: int) -> bool:
+    """Whether ``value`` is a str of 1 to ``max_length`` characters matching ``pattern``
+    (cached: a worker sees a handful of topics and one worker id)."""
+    return (
+        type(value) is str
+        and 0 < len(value) <= max_length
+        and re.fullmatch(pattern, value) is not None
+    )
+
+
 def _valid_topic(topic: str) -> bool:
-    return (
-        type(topic) is str
-        and 0 < len(topic) <= MAX_KAFKA_TOPIC_LENGTH
-        and re.fullmatch(KAFKA_TOPIC_PATTERN, topic) is not None
-    )
+    return _valid_name(topic, KAFKA_TOPIC_PATTERN, MAX_KAFKA_TOPIC_LENGTH)
 
 
-@functools.lru_cache(maxsize=64)
 def _valid_worker_id(worker_id: str) -> bool:
-    return (
-        type(worker_id) is str
-        and 0 < len(worker_id) <= MAX_ID_LENGTH
-        and re.fullmatch(ENTITY_ID_PATTERN, worker_id) is not None
-    )
+    return _valid_name(worker_id, ENTITY_ID_PATTERN, MAX_ID_LENGTH)

@@ -38,6 +38,22 @@ SUBMISSIONS: list[Submission] = [
 ]
 
 
+def validated_decision(
+    submission: Submission, verdict: Verdict, reasons: tuple[str, ...], decided_at: datetime
+) -> Decision:
+    """The decision built the slow way: every field validated by pydantic."""
+    return Decision(
+        submission_id=submission.id,
+        kind=SubmissionKind(submission.kind),
+        queue=submission.queue_name,
+        verdict=verdict,
+        reasons=reasons,
+        decided_at=decided_at,
+        source=SOURCE,
+        worker_id="w1",
+    )
+
+
 def test_construct_equals_validation_and_serialises_the_same_bytes() -> None:
     fields: dict[str, Any] = {"topic": "u.submissions.posts", "partition": 2, "offset": 41}
     built = construct(SourcePosition, dict(fields))
@@ -78,16 +94,7 @@ def test_trusted_decision_has_the_bytes_of_the_validated_one(
     built = build_decision(
         submission, verdict=verdict, reasons=reasons, decided_at=AT, source=SOURCE, worker_id="w1"
     )
-    validated = Decision(
-        submission_id=submission.id,
-        kind=SubmissionKind(submission.kind),
-        queue=submission.queue_name,
-        verdict=verdict,
-        reasons=reasons,
-        decided_at=AT,
-        source=SOURCE,
-        worker_id="w1",
-    )
+    validated = validated_decision(submission, verdict, reasons, AT)
     assert built == validated
     assert encode(built) == encode(validated)
     assert type(built.kind) is SubmissionKind
@@ -125,16 +132,7 @@ REASONS: list[tuple[str, ...]] = [
 def test_encoded_decision_is_the_validated_models_bytes(
     submission: Submission, verdict: Verdict, decided_at: datetime, reasons: tuple[str, ...]
 ) -> None:
-    validated = Decision(
-        submission_id=submission.id,
-        kind=SubmissionKind(submission.kind),
-        queue=submission.queue_name,
-        verdict=verdict,
-        reasons=reasons,
-        decided_at=decided_at,
-        source=SOURCE,
-        worker_id="w1",
-    )
+    validated = validated_decision(submission, verdict, reasons, decided_at)
     fast = encode_decision(
         submission,
         verdict=verdict,
