@@ -33,10 +33,16 @@ def class_topic(topics: TopicNames, queue_class: QueueClass) -> str:
 def default_max_buffered(max_in_flight_keys: int) -> int:
     """How many consumed, uncommitted records a session holds at most by default.
 
-    5,000 records of ~1 KiB is ~5 MiB: small, and deep enough that draining a backlog never
-    waits on a fetch round trip.
+    At least 5,000 records (~5 MiB of ~1 KiB records: small, and deep enough that draining
+    a backlog never waits on a fetch round trip); 64 per key in flight up to 32,768 records;
+    never fewer than 16 per key in flight. Records count until their partition's finished
+    prefix is committed, so with many keys in flight a shallow bound fills with finished
+    records waiting behind a slow key and the lanes run out of ready keys (measured, 256 keys
+    in flight and a 20 ms policy: 77-79 % of the concurrency bound at 16 per key, 80-84 %
+    at 64).
     """
-    return max(max_in_flight_keys * 16, 5000)
+    per_key = min(max_in_flight_keys * 64, 32_768)
+    return max(max_in_flight_keys * 16, per_key, 5000)
 
 
 class Work(NamedTuple):

@@ -51,4 +51,7 @@ def test_names() -> None:
     assert group_id(names, QueueClass.TOPIC_POSTS) == "x.modq.topic_posts"
     assert class_topic(names, QueueClass.PRIVATE_MESSAGES) == names.submissions_private_messages
     assert default_max_buffered(1) == 5000
-    assert default_max_buffered(1000) == 16000
+    assert default_max_buffered(64) == 5000  # the default settings: 5 MiB-ish
+    assert default_max_buffered(256) == 16_384  # 64 per key in flight
+    assert default_max_buffered(1000) == 32_768  # capped
+    assert default_max_buffered(100_000) == 1_600_000  # never under 16 per key
