@@ -33,7 +33,7 @@ from schemas.submissions import (
 )
 from schemas.topics import TopicNames
 from schemas.visualization import KeyQueueView, StuckKeysView
-from streams.kafka_io import DataProducer
+from streams.kafka_io import DataProducer, KafkaIOError
 
 ROOT = Path(__file__).resolve().parents[2]
 BASE = datetime(2025, 1, 1, tzinfo=UTC)
@@ -121,7 +121,9 @@ class View:
         deadline = time.monotonic() + WAIT
         while not check():
             if time.monotonic() > deadline:
-                raise AssertionError(f"timed out waiting for {what}; app log:\n{app.text()}")
+                raise AssertionError(
+                    f"timed out waiting for {what}; view: {self.summary()}; app log:\n{app.text()}"
+                )
             assert app.proc.poll() is None, f"app exited early:\n{app.text()}"
             for msg in self._consumer.consume(num_messages=500, timeout=0.5):
                 if msg.error() is None:
@@ -137,6 +139,13 @@ class View:
                 out[key] = record
         return out
 
+    def summary(self) -> str:
+        """Each key's (pending, oldest pending) as last published, and the tombstoned keys:
+        what a failed wait had seen."""
+        shown = {k: (v.pending, v.oldest_pending_at) for k, v in sorted(self.key_views().items())}
+        gone = sorted(k for k, raw in self.latest.items() if raw is None)
+        return f"{shown}, tombstones {gone}"
+
     def stuck(self, name: str) -> StuckKeysView | None:
         record = decode_visualization(self.latest.get(name))
         return record if isinstance(record, StuckKeysView) else None
@@ -147,7 +156,8 @@ class View:
 
 def _publish(settings: Settings, items: Sequence[Submission | tuple[Submission, Decision]]) -> None:
     names = TopicNames.from_prefix(settings.topic_prefix)
-    producer = DataProducer(settings, client_id="qs-test")
+    failed: list[KafkaIOError] = []  # a failed delivery would otherwise pass silently
+    producer = DataProducer(settings, client_id="qs-test", on_failed_delivery=failed.append)
     for item in items:
         if isinstance(item, tuple):
             sub, decision = item
@@ -157,6 +167,7 @@ def _publish(settings: Settings, items: Sequence[Submission | tuple[Submission, 
                 names.submission_topic(item.kind), key=item.key.encode(), value=encode(item)
             )
     assert producer.flush(10) == 0
+    assert failed == []
 
 
 def _decide(sub: Submission, verdict: Verdict = Verdict.APPROVED) -> tuple[Submission, Decision]:
