@@ -102,19 +102,11 @@ def build_decision(
     anything else is fully validated.
     """
     reasons = tuple(reasons)
-    kind = _KINDS.get(submission.kind)
-    member = _VERDICTS.get(verdict)
-    trusted = (
-        kind is not None
-        and member is not None
-        and _valid_reasons(reasons)
-        and decided_at.utcoffset() is not None
-        and isinstance(source, SourcePosition)
-        and _valid_worker_id(worker_id)
-    )
+    member = _trusted_verdict(submission, verdict, reasons, decided_at, worker_id)
+    trusted = member is not None and isinstance(source, SourcePosition)
     fields = {
         "submission_id": submission.id,
-        "kind": kind if kind is not None else submission.kind,
+        "kind": _KINDS.get(submission.kind, submission.kind),
         "queue": submission.queue_name,
         "verdict": member if member is not None else verdict,
         "reasons": reasons,
@@ -146,13 +138,9 @@ def encode_decision(
     raises ``pydantic.ValidationError`` like :func:`build_decision`.
     """
     reasons = tuple(reasons)
-    member = _VERDICTS.get(verdict)
+    member = _trusted_verdict(submission, verdict, reasons, decided_at, worker_id)
     if (
         member is None
-        or submission.kind not in _KINDS
-        or not _valid_reasons(reasons)
-        or decided_at.utcoffset() is None
-        or not _valid_worker_id(worker_id)
         or type(partition) is not int
         or type(offset) is not int
         or partition < 0
@@ -186,6 +174,28 @@ def encode_decision(
 # Enum lookups by value without Enum.__call__ (a StrEnum member hashes like its value).
 _KINDS = {kind.value: kind for kind in SubmissionKind}
 _VERDICTS = {verdict.value: verdict for verdict in Verdict}
+
+
+def _trusted_verdict(
+    submission: Submission,
+    verdict: Verdict,
+    reasons: tuple[str, ...],
+    decided_at: datetime,
+    worker_id: str,
+) -> Verdict | None:
+    """``verdict``'s member when every decision input that is not valid by construction
+    passes the cheap checks (kind, verdict, reasons, an aware ``decided_at``, the worker
+    id); None when the decision must be validated instead."""
+    member = _VERDICTS.get(verdict)
+    if (
+        member is None
+        or submission.kind not in _KINDS
+        or not _valid_reasons(reasons)
+        or decided_at.utcoffset() is None
+        or not _valid_worker_id(worker_id)
+    ):
+        return None
+    return member
 
 
 def _valid_reasons(reasons: tuple[object, ...]) -> bool:

@@ -46,7 +46,7 @@ class Deliveries:
     """Sends records' messages and reports records finished by barrier.
 
     Use from the event loop (``send``, ``serve``). Build the producer with
-    ``on_failed_delivery=deliveries.failed`` (:meth:`producer_for` does).
+    :meth:`producer_for`, which routes its failed deliveries here.
     """
 
     def __init__(

@@ -324,19 +324,19 @@ class ClassSession:
     def _finish(
         self, tp: TP, offset: int, generation: int, result: tuple[OutMessage, ...] | None
     ) -> None:
-        if self._tracker.finish(tp, offset, generation, result if self._eos else None):
-            self.processed += 1
-            self._on_progress(1)
-        self._progress.set()
+        done = self._tracker.finish(tp, offset, generation, result if self._eos else None)
+        self._progressed(int(done))
 
     def _finish_delivered(self, slots: list[Slot]) -> None:
         """:meth:`_finish` for the records one delivery barrier covered (progress reported
         once for all of them)."""
         finish = self._tracker.finish
-        done = 0
-        for tp, offset, generation in slots:
-            if finish(tp, offset, generation, None):
-                done += 1
+        self._progressed(
+            sum(finish(tp, offset, generation, None) for tp, offset, generation in slots)
+        )
+
+    def _progressed(self, done: int) -> None:
+        """``done`` records just finished (0: ownership had moved on); wake the waiters."""
         if done:
             self.processed += done
             self._on_progress(done)
