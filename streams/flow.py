@@ -37,9 +37,9 @@ def default_max_buffered(max_in_flight_keys: int) -> int:
     a backlog never waits on a fetch round trip); 64 per key in flight up to 32,768 records;
     never fewer than 16 per key in flight. Records count until their partition's finished
     prefix is committed, so with many keys in flight a shallow bound fills with finished
-    records waiting behind a slow key and the lanes run out of ready keys (measured, 256 keys
-    in flight and a 20 ms policy: 77-79 % of the concurrency bound at 16 per key, 80-84 %
-    at 64).
+    records waiting behind a slow key and the lanes run out of ready keys (``python -m
+    bench.worker``, 256 keys in flight, 20 ms policy: 77 % of the concurrency bound at 16
+    per key, 84 % at 64; docs/bench/worker.md).
     """
     per_key = min(max_in_flight_keys * 64, 32_768)
     return max(max_in_flight_keys * 16, per_key, 5000)
