@@ -8,9 +8,9 @@ naming the field.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple, TypeAlias
+from typing import Any, NamedTuple, TypeAlias, overload
 
 import pydantic_core
 
@@ -35,6 +35,11 @@ SubmissionInput: TypeAlias = SubmissionModel | Mapping[str, Any] | bytes | str
 # --- values and errors ------------------------------------------------------------------------
 
 
+_new_tuple = tuple.__new__
+"""Builds a NamedTuple from a tuple: a NamedTuple's own ``__new__`` is a Python-level lambda,
+2.3x slower, and a batch builds one Outgoing and one Delivery per record."""
+
+
 class Delivery(NamedTuple):
     """Where an acknowledged record now lives (a tuple: cheap to build per record)."""
 
@@ -43,6 +48,74 @@ class Delivery(NamedTuple):
     offset: int
     key: str
     submission_id: str
+
+
+class Deliveries(Sequence[Delivery]):
+    """A batch's deliveries, in input order: an immutable sequence of :class:`Delivery`.
+
+    Kept as columns (five lists) and each Delivery built when it is read: a batch of 50,000
+    as a list of tuples is 50,000 objects the garbage collector tracks and traverses in every
+    full collection, which cost ``publish_many`` a tenth of its throughput. Indexing, slicing
+    (another ``Deliveries``), iteration, ``len`` and equality with any sequence of Delivery
+    work as for a list.
+    """
+
+    __slots__ = ("_ids", "_keys", "_offsets", "_partitions", "_topics")
+
+    def __init__(
+        self,
+        topics: Sequence[str],
+        partitions: Sequence[int],
+        offsets: Sequence[int],
+        keys: Sequence[str],
+        submission_ids: Sequence[str],
+    ) -> None:
+        if not len(topics) == len(partitions) == len(offsets) == len(keys) == len(submission_ids):
+            raise ValueError("Deliveries: the columns differ in length")
+        self._topics = topics
+        self._partitions = partitions
+        self._offsets = offsets
+        self._keys = keys
+        self._ids = submission_ids
+
+    def __len__(self) -> int:
+        return len(self._topics)
+
+    @overload
+    def __getitem__(self, index: int) -> Delivery: ...
+    @overload
+    def __getitem__(self, index: slice) -> Deliveries: ...
+    def __getitem__(self, index: int | slice) -> Delivery | Deliveries:
+        if isinstance(index, slice):
+            return Deliveries(
+                self._topics[index],
+                self._partitions[index],
+                self._offsets[index],
+                self._keys[index],
+                self._ids[index],
+            )
+        return Delivery(
+            self._topics[index],
+            self._partitions[index],
+            self._offsets[index],
+            self._keys[index],
+            self._ids[index],
+        )
+
+    def __iter__(self) -> Iterator[Delivery]:
+        columns = (self._topics, self._partitions, self._offsets, self._keys, self._ids)
+        for row in zip(*columns, strict=True):
+            yield _new_tuple(Delivery, row)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Sequence) or isinstance(other, str | bytes):
+            return NotImplemented
+        return len(self) == len(other) and all(a == b for a, b in zip(self, other, strict=True))
+
+    __hash__ = None  # type: ignore[assignment]  # equal to lists, so unhashable like them
+
+    def __repr__(self) -> str:
+        return f"Deliveries({list(self)!r})"
 
 
 class PublishError(Exception):
@@ -73,6 +146,18 @@ class PublishError(Exception):
         self.retriable = retriable
         self.fatal = fatal
         self.submission_id = submission_id
+
+    def for_record(self, topic: str, key: str | None, submission_id: str | None) -> PublishError:
+        """The same failure, naming another record (one never tried because of this one)."""
+        return PublishError(
+            topic,
+            key,
+            self.code,
+            self.reason,
+            retriable=self.retriable,
+            fatal=self.fatal,
+            submission_id=submission_id,
+        )
 
 
 class PublisherClosedError(PublishError):
@@ -168,9 +253,7 @@ def prepare(submission: SubmissionInput, topics: Mapping[str, str], max_bytes: i
         model: SubmissionModel = submission
         value = encode(model)
         if len(value) > max_bytes:
-            raise ContractError(
-                WHOLE_RECORD, f"{len(value)} bytes, more than {max_bytes}", ErrorType.OVERSIZE
-            )
+            raise _oversize(len(value), max_bytes)
     else:
         if isinstance(submission, str):
             raw = submission.encode("utf-8")
@@ -187,4 +270,66 @@ def prepare(submission: SubmissionInput, topics: Mapping[str, str], max_bytes: i
             raise TypeError(f"cannot publish a {type(submission).__name__}")
         model = decode_submission(raw, max_bytes=max_bytes)
         value = encode(model)
-    return Outgoing(topics[model.kind], model.key, value, model.id)
+    return _new_tuple(Outgoing, (topics[model.kind], model.key, value, model.id))
+
+
+def _oversize(size: int, max_bytes: int) -> ContractError:
+    return ContractError(WHOLE_RECORD, f"{size} bytes, more than {max_bytes}", ErrorType.OVERSIZE)
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedBatch:
+    """Validated records as columns, in input order.
+
+    Columns rather than a list of :class:`Outgoing`: their items are str and bytes, which the
+    garbage collector does not track, while a tuple per record of a large batch is traversed
+    by every full collection until the batch is done (that cost ``publish_many`` a fifth of
+    its throughput).
+    """
+
+    topics: list[str] = field(default_factory=list)
+    keys: list[str] = field(default_factory=list)
+    values: list[bytes] = field(default_factory=list)
+    submission_ids: list[str] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.topics)
+
+    def outgoing(self, index: int) -> Outgoing:
+        """Record ``index`` as an Outgoing (for error reports; the hot path builds none)."""
+        return Outgoing(
+            self.topics[index], self.keys[index], self.values[index], self.submission_ids[index]
+        )
+
+
+_MODEL_TYPES = frozenset(_MODELS)
+
+
+def prepare_many(
+    submissions: Iterable[SubmissionInput], topics: Mapping[str, str], max_bytes: int
+) -> PreparedBatch:
+    """:func:`prepare` every input, in order; the first invalid one raises its ContractError.
+
+    The same checks and the same bytes as ``prepare`` (a test pins both); instances of the
+    contract's own model classes take ``prepare``'s model branch inlined, which saves a fifth
+    of the per-record cost of a batch.
+    """
+    batch = PreparedBatch()
+    add_topic, add_key = batch.topics.append, batch.keys.append
+    add_value, add_id = batch.values.append, batch.submission_ids.append
+    for submission in submissions:
+        if type(submission) in _MODEL_TYPES:
+            model: SubmissionModel = submission  # type: ignore[assignment]
+            value = encode(model)
+            if len(value) > max_bytes:
+                raise _oversize(len(value), max_bytes)
+            add_topic(topics[model.kind])
+            add_key(model.key)
+            add_id(model.id)
+        else:
+            topic, key, value, submission_id = prepare(submission, topics, max_bytes)
+            add_topic(topic)
+            add_key(key)
+            add_id(submission_id)
+        add_value(value)
+    return batch

@@ -30,8 +30,10 @@ Contract:
 
 Threading: one daemon thread per publisher serves librdkafka's delivery reports
 (``poll``); async futures are resolved through ``loop.call_soon_threadsafe``. Batches resolve
-one future per batch, not one per record, which keeps the hot path cheap. confluent-kafka is
-imported only by :mod:`streams.producer_engine` (the publisher's adapter).
+one future per batch, not one per record, and serve their own reports while they send (the
+thread pauses meanwhile, sparing a GIL hand-off per chunk of reports), which keeps the hot
+path cheap. confluent-kafka is imported only by :mod:`streams.producer_engine` (the
+publisher's adapter).
 """
 
 from __future__ import annotations
@@ -51,7 +53,6 @@ from schemas.submissions import (
     SubmissionKind,
 )
 from streams.producer_engine import (
-    INLINE_POLL_EVERY,
     Batch,
     Engine,
     ReportCallback,
@@ -60,6 +61,7 @@ from streams.producer_engine import (
 )
 from streams.publication import (
     BatchPublishError,
+    Deliveries,
     Delivery,
     Outgoing,
     PublisherClosedError,
@@ -67,11 +69,13 @@ from streams.publication import (
     PublishError,
     SubmissionInput,
     prepare,
+    prepare_many,
     topics_by_kind,
 )
 
 __all__ = [
     "BatchPublishError",
+    "Deliveries",
     "Delivery",
     "Outgoing",
     "PublishError",
@@ -148,31 +152,29 @@ class Publisher:
             raise result
         return result
 
-    async def publish_many(self, submissions: Iterable[SubmissionInput]) -> list[Delivery]:
+    async def publish_many(self, submissions: Iterable[SubmissionInput]) -> Deliveries:
         """Validate all, then send all, and wait for every acknowledgement.
 
-        Deliveries come back in input order; per key, records are written in input order.
+        Returns the :class:`Deliveries` (a sequence of Delivery) in input order; per key,
+        records are written in input order.
         If one input is invalid, ``ContractError`` is raised and nothing is sent. If some
         records fail, :class:`BatchPublishError` says which.
         """
         engine, loop = self._open()
-        outs = [prepare(s, engine.topics, engine.max_bytes) for s in submissions]
-        if not outs:
-            return []
         future: asyncio.Future[None] = loop.create_future()
-        batch = Batch(outs, engine.timeout_hint, partial(_resolve_threadsafe, loop, future, None))
-        for index, out in enumerate(outs):
-            callback = partial(batch.report, index)
-            try:
-                # Fast path: no suspension per record; await only when the buffer is full.
-                if not engine.try_produce(out, callback):
-                    await self._enqueue(engine, out, callback)
-            except PublishError as exc:
-                batch.abandon_from(index, exc)
-                break
-            if index % INLINE_POLL_EVERY == 0:
-                engine.serve_ready()
-        await future
+        batch = Batch(
+            prepare_many(submissions, engine.topics, engine.max_bytes),
+            engine.timeout_hint,
+            partial(_resolve_threadsafe, loop, future, None),
+        )
+        if not batch:
+            return batch.outcome()
+        with engine.serving_here():
+            # No suspension per record; the loop yields only while the buffer is full.
+            for wait in engine.send_batch(batch):
+                engine.serve()
+                await asyncio.sleep(wait)
+        await future  # the serving thread serves the rest of the reports
         return batch.outcome()
 
     async def flush(self) -> int:
@@ -292,26 +294,24 @@ class SyncPublisher:
         """Validate, send and wait for the acknowledgement of one submission."""
         return self._wait(self.send(submission))
 
-    def publish_many(self, submissions: Iterable[SubmissionInput]) -> list[Delivery]:
+    def publish_many(self, submissions: Iterable[SubmissionInput]) -> Deliveries:
         """Validate all, send all, wait for all; see :meth:`Publisher.publish_many`."""
         engine = self._open()
-        outs = [prepare(s, engine.topics, engine.max_bytes) for s in submissions]
-        if not outs:
-            return []
         done = threading.Event()
-        batch = Batch(outs, engine.timeout_hint, done.set)
-        for index, out in enumerate(outs):
-            callback = partial(batch.report, index)
-            try:
-                if not engine.try_produce(out, callback):
-                    engine.produce_blocking(out, callback)
-            except PublishError as exc:
-                batch.abandon_from(index, exc)
-                break
-            if index % INLINE_POLL_EVERY == 0:
-                engine.serve_ready()
-        # librdkafka reports every queued record within delivery_timeout_s; close() purges.
-        done.wait()
+        batch = Batch(
+            prepare_many(submissions, engine.topics, engine.max_bytes),
+            engine.timeout_hint,
+            done.set,
+        )
+        if not batch:
+            return batch.outcome()
+        with engine.serving_here():
+            for wait in engine.send_batch(batch):
+                engine.serve(wait)
+            # librdkafka reports every queued record within delivery_timeout_s; close()
+            # purges what is left and serves the purged records' reports.
+            while not done.is_set():
+                engine.serve(0.05)
         return batch.outcome()
 
     def flush(self, timeout: float | None = None) -> int:

@@ -295,8 +295,9 @@ def test_buffer_is_bounded_and_close_fails_what_was_never_acknowledged(tmp_path:
         pub.send(posts[0])
 
 
-async def test_async_publish_many_on_a_full_buffer_reports_which_records_failed(
-    tmp_path: Path,
+@pytest.mark.parametrize("front_end", ["sync", "async"])
+async def test_publish_many_on_a_full_buffer_reports_which_records_failed(
+    tmp_path: Path, front_end: str
 ) -> None:
     options = PublisherOptions(
         delivery_timeout_s=1.0, enqueue_timeout_s=0.2, max_buffered_messages=3
@@ -305,11 +306,24 @@ async def test_async_publish_many_on_a_full_buffer_reports_which_records_failed(
         PostSubmission(id=f"f{i}", submitted_at=NOW, topic_id="t", author_id="u", body="b")
         for i in range(5)
     ]
-    async with Publisher(_unreachable(tmp_path), options) as pub:
-        with pytest.raises(BatchPublishError) as caught:
-            await pub.publish_many(posts)
+
+    async def publish_all() -> None:
+        if front_end == "async":
+            async with Publisher(_unreachable(tmp_path), options) as pub:
+                await pub.publish_many(posts)
+        else:
+            with SyncPublisher(_unreachable(tmp_path), options) as sync_pub:
+                sync_pub.publish_many(posts)
+
+    started = time.monotonic()
+    with pytest.raises(BatchPublishError) as caught:
+        await publish_all()
     codes = [getattr(r, "code", None) for r in caught.value.results]
     assert codes == ["_MSG_TIMED_OUT"] * 3 + ["_QUEUE_FULL"] * 2
+    assert [getattr(r, "submission_id", None) for r in caught.value.results] == [
+        p.id for p in posts
+    ]
+    assert time.monotonic() - started < 10  # neither the wait for room nor for reports hangs
 
 
 def test_close_flushes_everything_sent(settings: Settings) -> None:
