@@ -18,7 +18,9 @@ from time import monotonic as _monotonic
 from typing import Any, TypeAlias
 
 from confluent_kafka import KafkaException, Producer
+from pydantic_core import PydanticSerializationError
 
+from schemas.codec import encode
 from schemas.kafka_config import bootstrap_servers, producer_config
 from schemas.settings import Settings
 from schemas.topics import TopicNames
@@ -173,13 +175,15 @@ class Engine:
         full it yields how long to wait (s); the caller serves reports for up to that long
         (blocking or awaiting), then resumes it. Every ``INLINE_POLL_EVERY`` records it
         serves the reports that are ready itself, so call it inside :meth:`serving_here`.
-        A record that stays refused for ``enqueue_timeout_s``, a closed publisher or a fatal
-        producer error fails that record and every later one (``batch.abandon_from``).
+        A record that stays refused for ``enqueue_timeout_s``, a closed publisher, a fatal
+        producer error or a deferred model that cannot be serialised (possible only for one
+        built without validation, e.g. ``model_construct``) fails that record and every later
+        one (``batch.abandon_from``); the records before it were sent.
         """
         produce = self._producer.produce
         report = batch.report
         records = batch.records
-        topics, keys, values = records.topics, records.keys, records.values
+        topics, keys, values, models = records.topics, records.keys, records.values, records.models
         count = len(batch)
         index = 0
         error: PublishError | None = None
@@ -195,7 +199,10 @@ class Engine:
                 # Arguments by position (topic, value, key, partition, on_delivery; partition
                 # -1 = the partitioner's choice): keyword parsing cost 0.25 us per record.
                 while index < count:
-                    produce(topics[index], values[index], keys[index], -1, partial(report, index))
+                    value = values[index]
+                    if value is None:  # a model of bounded size, encoded as it is sent
+                        value = encode(models[index])  # type: ignore[arg-type]
+                    produce(topics[index], value, keys[index], -1, partial(report, index))
                     index += 1
                     if not index % INLINE_POLL_EVERY:
                         self.serve()
@@ -205,6 +212,15 @@ class Engine:
                 pass
             except KafkaException as exc:
                 error = _produce_error(records.outgoing(index), exc)
+                break
+            except PydanticSerializationError as exc:  # a model built without validation
+                error = PublishError(
+                    topics[index],
+                    keys[index],
+                    "_SERIALIZATION",
+                    str(exc),
+                    submission_id=records.submission_ids[index],
+                )
                 break
             now = _monotonic()
             if stuck_at != index:

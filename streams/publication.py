@@ -17,6 +17,7 @@ import pydantic_core
 from schemas.codec import decode_submission, encode
 from schemas.errors import WHOLE_RECORD, ContractError, ErrorType
 from schemas.kafka_config import ConfigValue
+from schemas.size_bounds import max_encoded_bytes, within_bound
 from schemas.submissions import (
     PostSubmission,
     PrivateMessageSubmission,
@@ -285,20 +286,34 @@ class PreparedBatch:
     garbage collector does not track, while a tuple per record of a large batch is traversed
     by every full collection until the batch is done (that cost ``publish_many`` a fifth of
     its throughput).
+
+    ``values[i]`` is ``None`` when record ``i`` is a model whose size needs no check
+    (``schemas.size_bounds``): ``models[i]`` is then encoded as it is sent (:meth:`value`), so
+    that encoding overlaps with librdkafka's sending instead of preceding all of it.
     """
 
     topics: list[str] = field(default_factory=list)
     keys: list[str] = field(default_factory=list)
-    values: list[bytes] = field(default_factory=list)
+    values: list[bytes | None] = field(default_factory=list)
+    models: list[SubmissionModel | None] = field(default_factory=list)
     submission_ids: list[str] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.topics)
 
+    def value(self, index: int) -> bytes:
+        """Record ``index``'s bytes (encoding a deferred model: the bytes ``prepare`` gives)."""
+        value = self.values[index]
+        if value is None:
+            model = self.models[index]
+            assert model is not None, "a record with neither bytes nor a model"
+            return encode(model)
+        return value
+
     def outgoing(self, index: int) -> Outgoing:
         """Record ``index`` as an Outgoing (for error reports; the hot path builds none)."""
         return Outgoing(
-            self.topics[index], self.keys[index], self.values[index], self.submission_ids[index]
+            self.topics[index], self.keys[index], self.value(index), self.submission_ids[index]
         )
 
 
@@ -310,19 +325,31 @@ def prepare_many(
 ) -> PreparedBatch:
     """:func:`prepare` every input, in order; the first invalid one raises its ContractError.
 
-    The same checks and the same bytes as ``prepare`` (a test pins both); instances of the
+    The same checks and the same bytes as ``prepare`` (a test pins both). Instances of the
     contract's own model classes take ``prepare``'s model branch inlined, which saves a fifth
-    of the per-record cost of a batch.
+    of the per-record cost of a batch; and when their class cannot encode to more than
+    ``max_bytes`` (``schemas.size_bounds``), they are not encoded here at all but as they are
+    sent (``PreparedBatch.value``), which spares a batch the ~30 % that encoding everything
+    before sending anything costs.
     """
     batch = PreparedBatch()
     add_topic, add_key = batch.topics.append, batch.keys.append
-    add_value, add_id = batch.values.append, batch.submission_ids.append
+    add_value, add_model = batch.values.append, batch.models.append
+    add_id = batch.submission_ids.append
+    unchecked = {c for c in _MODEL_TYPES if (max_encoded_bytes(c) or max_bytes + 1) <= max_bytes}
     for submission in submissions:
-        if type(submission) in _MODEL_TYPES:
+        kind = type(submission)
+        if kind in _MODEL_TYPES:
             model: SubmissionModel = submission  # type: ignore[assignment]
-            value = encode(model)
-            if len(value) > max_bytes:
-                raise _oversize(len(value), max_bytes)
+            if kind in unchecked and within_bound(model):
+                add_value(None)
+                add_model(model)
+            else:
+                value = encode(model)
+                if len(value) > max_bytes:
+                    raise _oversize(len(value), max_bytes)
+                add_value(value)
+                add_model(None)
             add_topic(topics[model.kind])
             add_key(model.key)
             add_id(model.id)
@@ -331,5 +358,6 @@ def prepare_many(
             add_topic(topic)
             add_key(key)
             add_id(submission_id)
-        add_value(value)
+            add_value(value)
+            add_model(None)
     return batch

@@ -326,6 +326,34 @@ async def test_publish_many_on_a_full_buffer_reports_which_records_failed(
     assert time.monotonic() - started < 10  # neither the wait for room nor for reports hangs
 
 
+@pytest.mark.filterwarnings("ignore::UserWarning")  # pydantic warns before it fails
+def test_a_model_that_cannot_be_serialised_fails_from_there_on(settings: Settings) -> None:
+    good = [
+        PostSubmission(id=f"s{i}", submitted_at=NOW, topic_id="t", author_id="u", body="b")
+        for i in range(3)
+    ]
+    # Built without validation, so its size was not measured and its encoding deferred.
+    broken = PostSubmission.model_construct(
+        id="bad",
+        submitted_at=NOW,
+        topic_id="t",
+        author_id="u",
+        body=object(),  # type: ignore[arg-type]
+    )
+    with SyncPublisher(settings) as pub, pytest.raises(BatchPublishError) as caught:
+        pub.publish_many([good[0], broken, *good[1:]])
+    first, *rest = caught.value.results
+    assert isinstance(first, Delivery)
+    assert [(getattr(r, "code", None), getattr(r, "submission_id", None)) for r in rest] == [
+        ("_SERIALIZATION", "bad"),
+        ("_SERIALIZATION", "s1"),
+        ("_SERIALIZATION", "s2"),
+    ]
+    assert (
+        end_offsets(settings.kafka_bootstrap_servers or "", _names(settings).submissions_posts) == 1
+    )
+
+
 def test_close_flushes_everything_sent(settings: Settings) -> None:
     posts = [
         PostSubmission(id=f"c{i}", submitted_at=NOW, topic_id=f"t{i % 9}", author_id="u", body="b")

@@ -93,6 +93,25 @@ def test_prepare_many_raises_the_first_invalid_input_s_error() -> None:
     assert len(prepare_many([], TOPICS, 2_000)) == 0
 
 
+def test_models_of_bounded_size_are_encoded_as_they_are_sent_the_others_at_once() -> None:
+    inputs = _inputs()
+    roomy = prepare_many(inputs, TOPICS, 1_000_000)
+    # The three plain contract models wait; extras, a subclass, mappings and JSON are bytes.
+    assert [v is None for v in roomy.values] == [True] * 3 + [False] * 5
+    assert [m is not None for m in roomy.models] == [True] * 3 + [False] * 5
+    assert [roomy.value(i) for i in range(3)] == [encode(m) for m in inputs[:3]]  # type: ignore[arg-type]
+    # A limit below the classes' bound: every model is measured (and encoded) up front.
+    tight = prepare_many(inputs, TOPICS, 100_000)
+    assert all(v is not None for v in tight.values)
+    assert [tight.value(i) for i in range(len(tight))] == [
+        roomy.value(i) for i in range(len(roomy))
+    ]
+    huge_seq = PostSubmission(
+        id="s", submitted_at=NOW, topic_id="t", author_id="u", body="b", seq=10**30
+    )
+    assert prepare_many([huge_seq], TOPICS, 1_000_000).values[0] == encode(huge_seq)
+
+
 def _deliveries(n: int) -> Deliveries:
     return Deliveries(
         [f"top{i}" for i in range(n)],
@@ -157,10 +176,11 @@ class _Err:
 
 def _records(n: int) -> PreparedBatch:
     return PreparedBatch(
-        [f"top{i}" for i in range(n)],
-        [f"k{i}" for i in range(n)],
-        [b"v"] * n,
-        [f"id{i}" for i in range(n)],
+        topics=[f"top{i}" for i in range(n)],
+        keys=[f"k{i}" for i in range(n)],
+        values=[b"v"] * n,
+        models=[None] * n,
+        submission_ids=[f"id{i}" for i in range(n)],
     )
 
 
