@@ -7,13 +7,15 @@ they were put; different keys run concurrently, up to the number of lanes the wo
 :class:`Batches`: the ``global_topics`` shape — up to ``batch_size`` records at a time,
 moderated together; a batch waits at most ``batch_wait`` for its last records, so a lone
 submission is not stuck.
+
+:class:`Scheduler`: one of the two, and the lane tasks that run its work through a handler.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import Hashable
+from collections.abc import Awaitable, Callable, Hashable
 from typing import Generic, TypeVar
 
 W = TypeVar("W")
@@ -123,3 +125,66 @@ class Batches(Generic[W]):
     async def wait_idle(self) -> None:
         """Return once nothing is queued or in flight."""
         await self._idle.wait()
+
+
+class Scheduler(Generic[W]):
+    """Where a session's records wait for a lane, and the lanes that run them.
+
+    Keyed (``batch_size`` is ``None``): ``lanes`` tasks take records from
+    :class:`KeyedLanes`, so a key's records run one at a time, in order, and up to ``lanes``
+    keys at once. Batched: one task takes :class:`Batches` and runs each batch's records
+    concurrently. ``handle`` must not raise for a record (a session turns errors into its
+    own failure); ``put`` never blocks: the caller bounds what it holds.
+    """
+
+    def __init__(
+        self,
+        handle: Callable[[W], Awaitable[None]],
+        *,
+        lanes: int,
+        key_of: Callable[[W], Hashable],
+        batch_size: int | None = None,
+        batch_wait: float = 0.0,
+        on_batch: Callable[[int], None] = lambda size: None,
+    ) -> None:
+        self._handle = handle
+        self._lanes = lanes
+        self._key_of = key_of
+        self._keyed: KeyedLanes[W] | None = None if batch_size else KeyedLanes()
+        self._batches = Batches[W](batch_size, batch_wait) if batch_size else None
+        self._on_batch = on_batch
+
+    def put(self, work: W) -> None:
+        """Queue ``work`` behind its key's earlier records (or into the next batch)."""
+        if self._keyed is not None:
+            self._keyed.put(self._key_of(work), work)
+        else:
+            assert self._batches is not None
+            self._batches.put(work)
+
+    def start(self, group: asyncio.TaskGroup) -> list[asyncio.Task[None]]:
+        """Start the lane tasks in ``group``; they run until cancelled."""
+        if self._batches is not None:
+            return [group.create_task(self._batch_lane(self._batches), name="batch-lane")]
+        assert self._keyed is not None
+        keyed = self._keyed
+        return [
+            group.create_task(self._key_lane(keyed), name=f"lane-{i}") for i in range(self._lanes)
+        ]
+
+    async def _key_lane(self, keyed: KeyedLanes[W]) -> None:
+        while True:
+            key, work = await keyed.take()
+            try:
+                await self._handle(work)
+            finally:
+                keyed.done(key)
+
+    async def _batch_lane(self, batches: Batches[W]) -> None:
+        while True:
+            batch = await batches.take()
+            try:
+                self._on_batch(len(batch))
+                await asyncio.gather(*(self._handle(w) for w in batch))
+            finally:
+                batches.done()

@@ -47,7 +47,7 @@ from streams.flow import (
     group_id,
 )
 from streams.kafka_io import TP, DataConsumer, DataProducer, KafkaIOError
-from streams.lanes import Batches, KeyedLanes
+from streams.lanes import Scheduler
 from streams.metrics import WorkerMetrics
 from streams.offsets import OffsetTracker, Release
 from streams.processing import Outcome, OutMessage, RecordProcessor
@@ -61,6 +61,12 @@ CONSUME_TIMEOUT_S = 0.05
 COMMIT_INTERVAL_S = 0.1
 CALLBACK_SLACK_S = 30.0
 """How much longer than the drain deadline a rebalance callback waits for the loop."""
+
+
+def _lane_key(work: Work) -> Hashable:
+    """Records of one key share a lane; keyless ones share their partition's."""
+    record = work.record
+    return record.key if record.key is not None else record.tp
 
 
 class ClassSession:
@@ -86,8 +92,15 @@ class ClassSession:
         self._on_progress = on_progress
         self._eos = settings.processing_guarantee is ProcessingGuarantee.EXACTLY_ONCE
         self._tracker: OffsetTracker[tuple[OutMessage, ...]] = OffsetTracker()
-        self._lanes: KeyedLanes[Work] = KeyedLanes()
-        self._batches: Batches[Work] = Batches(settings.batch_size, settings.batch_wait_seconds)
+        batched = queue_class is QueueClass.GLOBAL_TOPICS
+        self._schedule: Scheduler[Work] = Scheduler(
+            self._handle,
+            lanes=settings.max_in_flight_keys,
+            key_of=_lane_key,
+            batch_size=settings.batch_size if batched else None,
+            batch_wait=settings.batch_wait_seconds,
+            on_batch=metrics.batch_size.observe,
+        )
         self._flow = Backpressure(max_buffered or default_max_buffered(settings.max_in_flight_keys))
         self._stop = asyncio.Event()
         self._progress = asyncio.Event()
@@ -153,7 +166,7 @@ class ClassSession:
         try:
             await self._open()
             async with asyncio.TaskGroup() as group:
-                helpers = self._start_lanes(group)
+                helpers = self._schedule.start(group)
                 if self._deliveries is not None:
                     helpers.append(group.create_task(self._deliveries.serve(), name="deliveries"))
                 await self._pump()
@@ -231,7 +244,7 @@ class ClassSession:
                     if self._tracker.completed_earlier(record.tp, record.offset):
                         self.skipped += 1  # finished by the previous owner (commit metadata)
                         continue
-                    self._dispatch(Work(record, generation))
+                    self._schedule.put(Work(record, generation))
             buffered = self._tracker.buffered()
             self.peak_buffered = max(self.peak_buffered, buffered)
             self._metrics.buffered.set(buffered)
@@ -256,38 +269,6 @@ class ClassSession:
         self._progress.clear()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._progress.wait(), timeout=within)
-
-    def _dispatch(self, work: Work) -> None:
-        if self.queue_class is QueueClass.GLOBAL_TOPICS:
-            self._batches.put(work)
-            return
-        key: Hashable = work.record.key if work.record.key is not None else work.record.tp
-        self._lanes.put(key, work)
-
-    def _start_lanes(self, group: asyncio.TaskGroup) -> list[asyncio.Task[None]]:
-        if self.queue_class is QueueClass.GLOBAL_TOPICS:
-            return [group.create_task(self._batch_lane(), name="batch-lane")]
-        return [
-            group.create_task(self._key_lane(), name=f"lane-{i}")
-            for i in range(self._settings.max_in_flight_keys)
-        ]
-
-    async def _key_lane(self) -> None:
-        while True:
-            key, work = await self._lanes.take()
-            try:
-                await self._handle(work)
-            finally:
-                self._lanes.done(key)
-
-    async def _batch_lane(self) -> None:
-        while True:
-            batch = await self._batches.take()
-            try:
-                self._metrics.batch_size.observe(len(batch))
-                await asyncio.gather(*(self._handle(w) for w in batch))
-            finally:
-                self._batches.done()
 
     async def _handle(self, work: Work) -> None:
         """Moderate one record and hand its messages on; data-path errors fail the session."""
