@@ -10,7 +10,10 @@ What it wires (the logic lives in :mod:`.state` and :mod:`.views`):
   partitions as the inputs; a restart reloads them from the changelog instead of
   re-reading the inputs from the beginning, and the reducers ignore replayed events;
 - a timer that publishes, at most once per interval, each changed per-key queue (a record, or
-  a tombstone once it is empty) and each class's top-N stuck keys when the ranking changed.
+  a tombstone once it is empty) and each class's top-N stuck keys when the ranking changed;
+- a re-read of the inputs from their committed offsets :data:`REREAD_AFTER_S` after every
+  recovery (see :meth:`QueueStateApp.reread_inputs`: faust can drop the first records after a
+  restart, and the reducers make the re-read harmless).
 
 Empty states are deleted after the grace period while a later event of the same partition is
 handled (faust writes a table's changelog to the partition of the event being processed).
@@ -61,6 +64,8 @@ from streams.queue_state.views import (
 
 _LOG = logging.getLogger("modq.queue_state")
 _SUMMARY_EVERY = 10.0
+REREAD_AFTER_S = 1.0
+"""How long after a recovery completes the inputs are re-read from their committed offsets."""
 
 
 class _KeyCodec(codecs.Codec):
@@ -199,6 +204,7 @@ class QueueStateApp:
         self.empties: dict[int, dict[str, float]] = {}
         self.last_stuck: dict[QueueClass, tuple[StuckEntry, ...] | None] = {}
         self.needs_rebuild = True
+        self.reread_at: float | None = None
         self.counters: dict[str, int] = {o.value: 0 for o in Outcome} | {"invalid": 0}
         self._last_sweep: dict[int, float] = {}
         self._last_summary = 0.0
@@ -350,9 +356,29 @@ class QueueStateApp:
     async def _tick(self) -> None:
         if not self.ready():
             return
+        now = self._clock()
         if self.needs_rebuild:
             self.rebuild()
-        await self.publish(self._clock())
+            self.reread_at = now + REREAD_AFTER_S
+        elif self.reread_at is not None and now >= self.reread_at:
+            self.reread_at = None
+            await self.reread_inputs()
+        await self.publish(now)
+
+    async def reread_inputs(self) -> None:
+        """Seek every input partition back to its committed offset.
+
+        Why: when records wait in the inputs at start-up, faust can fetch some of them while
+        the tables recover, clear them from its queues when recovery completes, and still
+        count them as read, so the first records after the committed offset are never handed
+        to the agent (faust-streaming#596; seen here about once in ten restarts: a decision
+        or an arrival lost, a key's count off for good). Faust cannot commit past the lost
+        record either, so the committed offset is still before it: re-reading from there,
+        once the flow has settled, hands it over. Records handled twice are harmless: the
+        reducers count a re-delivered arrival or decision once (``Outcome.DUPLICATE``).
+        """
+        _LOG.info("re-reading the inputs from their committed offsets after recovery")
+        await self.app.consumer.perform_seek()
 
     async def publish(self, now: float) -> int:
         """Publish every changed key and each changed stuck ranking; returns records sent."""

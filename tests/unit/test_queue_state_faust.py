@@ -7,11 +7,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from schemas.codec import encode
 from schemas.decisions import SourcePosition, Verdict, build_decision
 from schemas.settings import Settings
 from schemas.submissions import PostSubmission, TopicSubmission
-from streams.queue_state.faust_app import QueueStateApp
+from streams.queue_state.faust_app import REREAD_AFTER_S, QueueStateApp
 from streams.queue_state.options import QueueStateOptions
 from streams.queue_state.state import Outcome
 
@@ -112,3 +114,38 @@ async def test_agent_folds_records_into_tables(tmp_path: Path) -> None:
     qs.rebuild()
     assert qs.dirty == {"topic_t1", "topic_t5"}
     assert set(qs.stuck) == {"topic_t1"}
+
+
+async def test_inputs_are_re_read_once_a_moment_after_each_recovery(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clock = Clock()
+    qs = make_app(tmp_path, clock)
+    rereads: list[float] = []
+    published: list[float] = []
+
+    async def reread() -> None:
+        rereads.append(clock.now)
+
+    async def publish(now: float) -> int:
+        published.append(now)
+        return 0
+
+    monkeypatch.setattr(qs, "ready", lambda: True)
+    monkeypatch.setattr(qs, "reread_inputs", reread)
+    monkeypatch.setattr(qs, "publish", publish)
+    await qs._tick()  # the first tick after a recovery rebuilds, and schedules the re-read
+    assert (qs.needs_rebuild, rereads) == (False, [])
+    clock.now += REREAD_AFTER_S / 2
+    await qs._tick()
+    assert rereads == []
+    clock.now += REREAD_AFTER_S
+    await qs._tick()
+    await qs._tick()
+    assert rereads == [clock.now]  # once
+    qs.needs_rebuild = True  # the next rebalance: once more
+    await qs._tick()
+    clock.now += REREAD_AFTER_S
+    await qs._tick()
+    assert len(rereads) == 2
+    assert len(published) == 6  # the timer still publishes on every tick
