@@ -39,6 +39,7 @@ ROOT = Path(__file__).resolve().parents[2]
 BASE = datetime(2025, 1, 1, tzinfo=UTC)
 SECRET = "s3cret-body-never-on-the-dashboard"
 WAIT = 45.0
+REREAD_LOG = "re-reading the inputs from their committed offsets after recovery"
 
 
 def _app_id(settings: Settings) -> str:
@@ -305,6 +306,18 @@ def test_pending_per_key_tombstones_stuck_and_restart(settings: Settings, tmp_pa
             lambda: _matches(view, expected2, {*drained, "topic_t2"}), "after restart", app
         )
         assert view.key_views()["topic_t3"].verdicts == {Verdict.APPROVED: 3}
+
+        # A moment after recovery the app re-reads its inputs from the committed offsets
+        # (faust-streaming#596); records it reads twice change nothing, and it goes on.
+        view.poll_until(lambda: REREAD_LOG in app.text(), "the re-read after recovery", app)
+        _publish(settings, [_decide(posts[4][0]), _decide(posts[6][0]), _post(5, 60)])
+        expected3 = dict(expected2)
+        expected3["topic_t4"] = (4, posts[4][1].submitted_at)
+        expected3["topic_t5"] = (7, posts[5][0].submitted_at)
+        expected3["topic_t6"] = (6, posts[6][1].submitted_at)
+        view.poll_until(
+            lambda: _matches(view, expected3, {*drained, "topic_t2"}), "after the re-read", app
+        )
         assert all(SECRET.encode() not in (v or b"") for _, v in view.history)
         assert app.stop() == 0, app.text()
     finally:
