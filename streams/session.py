@@ -6,8 +6,9 @@ private messages) or batches of five (new topics) → publish outcomes → commi
 prefixes. On :meth:`ClassSession.request_stop` it stops taking work, finishes what it
 holds under one deadline, commits, and leaves the group.
 
-Threads: librdkafka's consumer is driven from one dedicated thread; its rebalance callbacks
-run there and hand work to the event loop with ``run_coroutine_threadsafe``. On revocation
+Threads: librdkafka's consumer is driven from one dedicated thread
+(:class:`streams.session_clients.SessionClients` owns it and the producers); its rebalance
+callbacks run there and hand work to the event loop with ``run_coroutine_threadsafe``. On revocation
 the callback waits until the revoked partitions' records are finished, commits them, and
 only then lets the partitions go (commit-on-revoke). Under at-least-once, records are
 reported finished in batches by producer barriers (:mod:`streams.deliveries`), never one
@@ -31,14 +32,13 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable, Hashable
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from schemas.queues import QueueClass
 from schemas.settings import ProcessingGuarantee, Settings
 from schemas.topics import TopicNames
 from streams import offset_map
-from streams.deliveries import Deliveries, Slot
+from streams.deliveries import Slot
 from streams.flow import (
     Backpressure,
     Work,
@@ -46,12 +46,12 @@ from streams.flow import (
     default_max_buffered,
     group_id,
 )
-from streams.kafka_io import TP, DataConsumer, DataProducer, KafkaIOError
+from streams.kafka_io import TP, KafkaIOError
 from streams.lanes import Scheduler
 from streams.metrics import WorkerMetrics
 from streams.offsets import OffsetTracker, Release
 from streams.processing import Outcome, OutMessage, RecordProcessor
-from streams.transactions import OffsetCommitter, TransactionalCommitter
+from streams.session_clients import SessionClients, SessionHooks
 
 __all__ = ["ClassSession", "Work", "class_topic", "group_id"]
 
@@ -110,13 +110,21 @@ class ClassSession:
         # after that consume() returned: partitions newly assigned need no wake-up.
         self._rebalanced = False
         self._fresh: set[TP] = set()
-        self._cexec = ThreadPoolExecutor(1, thread_name_prefix=f"consumer-{queue_class.value}")
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._consumer: DataConsumer | None = None
-        self._producer: DataProducer | None = None
-        self._committer: TransactionalCommitter | None = None
-        self._offsets: OffsetCommitter | None = None
-        self._deliveries: Deliveries | None = None
+        self._clients = SessionClients(
+            settings,
+            client_id=f"{worker_id}-{queue_class.value}",
+            group_id=group_id(self._topics, queue_class),
+            topic=class_topic(self._topics, queue_class),
+            transactional_prefix=self._topics.prefix,
+            hooks=SessionHooks(
+                on_assign=self._on_assign,
+                on_revoke=self._on_revoke,
+                on_lost=self._on_lost,
+                on_delivered=self._finish_delivered,
+                on_error=self._fail,
+            ),
+        )
         self.in_flight = 0
         self.processed = 0
         self.peak_buffered = 0
@@ -164,63 +172,34 @@ class ClassSession:
         """
         self._loop = asyncio.get_running_loop()
         try:
-            await self._open()
+            await self._clients.open()
             async with asyncio.TaskGroup() as group:
                 helpers = self._schedule.start(group)
-                if self._deliveries is not None:
-                    helpers.append(group.create_task(self._deliveries.serve(), name="deliveries"))
+                deliveries = self._clients.deliveries
+                if deliveries is not None:
+                    helpers.append(group.create_task(deliveries.serve(), name="deliveries"))
                 await self._pump()
                 self._tracker.seal()
                 await self._drain(deadline=self._settings.drain_timeout_seconds)
                 await self._commit()
-                await self._leave()  # the revoke callback commits the rest
+                await self._clients.leave()  # the revoke callback commits the rest
                 for task in helpers:
                     task.cancel()
         except BaseException:
             self._abandon = True
             raise
         finally:
-            await self._close_clients()
+            # Not ``async with``: a failed session must be marked abandoned before the close
+            # runs the revoke callback, which would otherwise drain and commit.
+            await self._clients.close()
         if self._failure is not None:
             raise self._failure
 
     # --- consuming ------------------------------------------------------------------------
 
-    async def _open(self) -> None:
-        client = f"{self._worker_id}-{self.queue_class.value}"
-        if self._eos:
-            self._producer = self._new_producer(client)
-            self._committer = TransactionalCommitter(self._producer, self._new_producer, client)
-            await self._in_consumer(self._committer.start)
-        else:
-            self._deliveries = Deliveries(
-                on_delivered=self._finish_delivered,
-                on_error=self._fail,
-            )
-            self._producer = self._deliveries.producer_for(
-                lambda **kw: DataProducer(self._settings, client_id=client, **kw)
-            )
-        self._consumer = DataConsumer(
-            self._settings,
-            group_id=group_id(self._topics, self.queue_class),
-            client_id=client,
-            on_assign=self._on_assign,
-            on_revoke=self._on_revoke,
-            on_lost=self._on_lost,
-        )
-        self._offsets = OffsetCommitter(self._consumer, self._committer)
-        self._consumer.subscribe([class_topic(self._topics, self.queue_class)])
-
-    def _new_producer(self, client: str) -> DataProducer:
-        txn_id = f"{self._topics.prefix}modq.{client}" if self._eos else None
-        return DataProducer(self._settings, client_id=client, transactional_id=txn_id)
-
-    async def _in_consumer(self, fn: Callable[..., T], *args: Any) -> T:
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._cexec, fn, *args)
-
     async def _pump(self) -> None:
-        assert self._consumer is not None
+        consumer = self._clients.consumer
+        assert consumer is not None
         next_commit = time.monotonic() + COMMIT_INTERVAL_S
         while not self._stop.is_set() and self._failure is None:
             if self._flow.update(self._tracker.buffered()):
@@ -234,7 +213,9 @@ class ClassSession:
                     await self._await_progress(COMMIT_INTERVAL_S)
             else:
                 batch = self._flow.batch_size(self._tracker.buffered())
-                records = await self._in_consumer(self._consumer.consume, batch, CONSUME_TIMEOUT_S)
+                records = await self._clients.in_consumer(
+                    consumer.consume, batch, CONSUME_TIMEOUT_S
+                )
                 if self._rebalanced:
                     await self._wake_kept_partitions()
                 for record in records:
@@ -258,12 +239,12 @@ class ClassSession:
         :meth:`DataConsumer.wake_fetchers`). Newly assigned ones start by themselves, and
         waking them would only delay their first fetch (measured: reallocation p50
         0.08 -> 0.23 s when they were included)."""
-        assert self._consumer is not None
+        assert self._clients.consumer is not None
         self._rebalanced = False
         kept = [tp for tp in self._tracker.partitions if tp not in self._fresh]
         self._fresh.clear()
         if kept:
-            await self._in_consumer(self._consumer.wake_fetchers, kept)
+            await self._clients.in_consumer(self._clients.consumer.wake_fetchers, kept)
 
     async def _await_progress(self, within: float) -> None:
         self._progress.clear()
@@ -297,10 +278,11 @@ class ClassSession:
 
     def _complete(self, work: Work, outcome: Outcome) -> None:
         record = work.record
-        if self._deliveries is None or not outcome.messages:
+        deliveries = self._clients.deliveries
+        if deliveries is None or not outcome.messages:
             self._finish(record.tp, record.offset, work.generation, outcome.messages)
             return
-        self._deliveries.send((record.tp, record.offset, work.generation), outcome.messages)
+        deliveries.send((record.tp, record.offset, work.generation), outcome.messages)
 
     def _finish(
         self, tp: TP, offset: int, generation: int, result: tuple[OutMessage, ...] | None
@@ -334,18 +316,18 @@ class ClassSession:
 
     async def _commit(self) -> None:
         """Commit every finished prefix (and, under exactly-once, publish its results)."""
-        assert self._offsets is not None
+        assert self._clients.offsets is not None
         release = self._tracker.take_committable()
-        if not await self._in_consumer(self._offsets.commit, release):
+        if not await self._clients.in_consumer(self._clients.offsets.commit, release):
             await self._rewind(release.starts)
 
     async def _rewind(self, starts: dict[TP, int]) -> None:
         """After a failed transaction: re-read from the first uncommitted record."""
-        assert self._consumer is not None
+        assert self._clients.consumer is not None
         owned = {tp: pos for tp, pos in starts.items() if self._tracker.generation(tp) is not None}
         self._tracker.assign(owned)  # new generation: queued work of the old one is skipped
         for tp, pos in owned.items():
-            await self._in_consumer(self._consumer.seek, tp, pos)
+            await self._clients.in_consumer(self._clients.consumer.seek, tp, pos)
 
     async def _drain(self, deadline: float, tps: list[TP] | None = None) -> None:
         """Wait until the given (or all) partitions hold no unfinished record, or time out."""
@@ -378,15 +360,16 @@ class ClassSession:
         self._fresh.update(tps)
         self._rebalanced = True
         completed: dict[TP, frozenset[int]] = {}
-        if not self._eos and self._consumer is not None and self._offsets is not None:
+        consumer, offsets = self._clients.consumer, self._clients.offsets
+        if not self._eos and consumer is not None and offsets is not None:
             # At-least-once: skip what a previous owner finished past its committed offset.
             try:
-                committed = self._consumer.committed(tps)
+                committed = consumer.committed(tps)
             except Exception as exc:
                 _LOG.warning("could not read committed offsets on assignment: %s", exc)
                 committed = {}
             for tp, (offset, metadata) in committed.items():
-                self._offsets.seed(tp, offset, metadata)
+                offsets.seed(tp, offset, metadata)
                 completed[tp] = offset_map.decode(offset, metadata)
 
         async def assign() -> None:
@@ -399,7 +382,7 @@ class ClassSession:
         """Commit-on-revoke: seal the revoked partitions, finish what was started in them
         (and every record before it), commit them, then let them go. If that commit fails,
         the new owner re-reads from the last committed offset."""
-        assert self._offsets is not None
+        assert self._clients.offsets is not None
         self._rebalanced = True
         began = time.perf_counter()
         drained = began
@@ -412,7 +395,7 @@ class ClassSession:
 
             release = self._call_in_loop(drain_and_release())
             drained = time.perf_counter()
-            if not self._offsets.commit(release):
+            if not self._clients.offsets.commit(release):
                 _LOG.warning("commit on revoke failed; the new owner re-reads %s", tps)
         self._forget(tps)
         ended = time.perf_counter()
@@ -433,25 +416,6 @@ class ClassSession:
         async def forget() -> None:
             self._tracker.revoke(tps)
 
-        if self._offsets is not None:
-            self._offsets.forget(tps)
+        if self._clients.offsets is not None:
+            self._clients.offsets.forget(tps)
         self._call_in_loop(forget())
-
-    # --- closing --------------------------------------------------------------------------
-
-    async def _leave(self) -> None:
-        """Leave the group (revocation commits what finished meanwhile). Idempotent."""
-        if self._consumer is not None and not self._consumer.closed:
-            try:
-                await self._in_consumer(self._consumer.close)
-            except Exception as exc:
-                _LOG.warning("leaving the group failed: %s: %s", type(exc).__name__, exc)
-
-    async def _close_clients(self) -> None:
-        await self._leave()
-        producer = self._committer.producer if self._committer is not None else self._producer
-        if producer is not None:
-            await self._in_consumer(producer.flush, 10.0)
-        if self._deliveries is not None:
-            self._deliveries.close()
-        self._cexec.shutdown(wait=False)
