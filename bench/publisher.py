@@ -27,6 +27,9 @@ Variants:
 - ``sdk-sync`` / ``sdk-async``: ``SyncPublisher.publish_many`` / ``Publisher.publish_many``
   from models: validation, key and topic derivation, a delivery report per record with
   (topic, partition, offset) returned for every one.
+- ``sdk-async, one at a time``: ``await Publisher.publish(model)`` per record, from
+  :data:`ONE_AT_A_TIME_IN_FLIGHT` tasks at once, as a back end serving that many requests
+  would (each task waits for its own acknowledgement; task creation is part of the cost).
 
 The timed part of every variant that returns deliveries includes reading each one back
 (:func:`_checked`), which also proves that each record got an offset: the SDK returns a
@@ -74,7 +77,10 @@ VARIANTS = (
     "tuned+reports, encode first",
     "sdk-sync",
     "sdk-async",
+    "sdk-async, one at a time",
 )
+ONE_AT_A_TIME_IN_FLIGHT = 1000
+"""Concurrent ``publish()`` calls in ``sdk-async, one at a time`` (requests a back end serves)."""
 
 
 def _models(count: int, body_bytes: int, keys: int) -> list[PostSubmission]:
@@ -182,6 +188,17 @@ def _tuned_loop(
     return collected.deliveries(topic)
 
 
+async def _one_at_a_time(publisher: Publisher, models: list[PostSubmission]) -> list[Delivery]:
+    """``publish()`` each model, at most ``ONE_AT_A_TIME_IN_FLIGHT`` awaiting at once."""
+    room = asyncio.Semaphore(ONE_AT_A_TIME_IN_FLIGHT)
+
+    async def one(model: PostSubmission) -> Delivery:
+        async with room:
+            return await publisher.publish(model)
+
+    return await asyncio.gather(*(one(m) for m in models))
+
+
 def _checked(deliveries: Sequence[tuple[str, int, int] | Delivery], count: int) -> None:
     """Read every delivery back; each of ``count`` records must have an offset."""
     with_offset = sum(1 for delivery in deliveries if delivery[2] >= 0)
@@ -235,6 +252,9 @@ def run(settings: Settings, count: int, rounds: int, body_bytes: int) -> dict[st
             "sdk-sync": lambda: _checked(sync_pub.publish_many(models), count),
             "sdk-async": lambda: _checked(
                 loop.run_until_complete(async_pub.publish_many(models)), count
+            ),
+            "sdk-async, one at a time": lambda: _checked(
+                loop.run_until_complete(_one_at_a_time(async_pub, models)), count
             ),
         }
         with Progress(console=Console(stderr=True), transient=True) as progress:
@@ -298,7 +318,9 @@ def report(rates: dict[str, list[float]], command: str, count: int, rounds: int)
         "also encodes every model before sending the first, the order the SDK's "
         "all-or-nothing validation imposes. The SDK variants validate, derive key and topic, "
         "encode, and return a (topic, partition, offset) per record from its delivery "
-        "report. Every variant that returns deliveries reads each one back inside its "
+        "report; `sdk-async, one at a time` awaits `publish()` per record from "
+        f"{ONE_AT_A_TIME_IN_FLIGHT:,} tasks at once, as a back end serving that many requests "
+        "would. Every variant that returns deliveries reads each one back inside its "
         "timing. *Per round* is the median, over rounds, of the ratio of two runs in the same "
         "round (a pair that met the same machine load).",
         "",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 from typing import Any
 
@@ -23,6 +24,7 @@ from streams.publication import (
     prepare_many,
     topics_by_kind,
 )
+from streams.publisher import _Handoff
 
 NOW = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 TOPICS = topics_by_kind(TopicNames.from_prefix("x."))
@@ -223,3 +225,29 @@ def test_a_failed_report_and_abandoned_records_fail_the_batch_naming_each() -> N
     assert (results[3].topic, results[3].reason, results[3].retriable) == ("top3", "full", True)
     assert caught.value.code == "MSG_SIZE_TOO_LARGE"
     assert not caught.value.retriable  # one of the failures is not retriable
+
+
+async def test_a_chunk_of_reports_wakes_the_loop_once_and_skips_cancelled_waiters(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    loop = asyncio.get_running_loop()
+    wakes: list[object] = []
+    original = loop.call_soon_threadsafe
+
+    def counting(callback: Any, *args: Any) -> Any:
+        if getattr(callback, "__self__", None) is handoff:  # not asyncio's own hand-offs
+            wakes.append(callback)
+        return original(callback, *args)
+
+    monkeypatch.setattr(loop, "call_soon_threadsafe", counting)
+    handoff = _Handoff(loop)
+    futures: list[asyncio.Future[int]] = [loop.create_future() for _ in range(5)]
+    futures[2].cancel()  # a caller that gave up waiting
+    for value, future in enumerate(futures):  # one chunk: the loop cannot run in between
+        handoff.give(future, value)
+    assert await asyncio.gather(*(f for f in futures if not f.cancelled())) == [0, 1, 3, 4]
+    assert len(wakes) == 1
+    later: asyncio.Future[str] = loop.create_future()
+    await asyncio.to_thread(handoff.give, later, "from the report thread")
+    assert await later == "from the report thread"
+    assert len(wakes) == 2
