@@ -104,16 +104,15 @@ def build_decision(
     reasons = tuple(reasons)
     member = _trusted_verdict(submission, verdict, reasons, decided_at, worker_id)
     trusted = member is not None and isinstance(source, SourcePosition)
-    fields = {
-        "submission_id": submission.id,
-        "kind": _KINDS.get(submission.kind, submission.kind),
-        "queue": submission.queue_name,
-        "verdict": member if member is not None else verdict,
-        "reasons": reasons,
-        "decided_at": decided_at,
-        "source": source,
-        "worker_id": worker_id,
-    }
+    fields = _fields(
+        submission,
+        kind=_KINDS.get(submission.kind, submission.kind),
+        verdict=member if member is not None else verdict,
+        reasons=reasons,
+        decided_at=decided_at,
+        source=source,
+        worker_id=worker_id,
+    )
     return construct(Decision, fields) if trusted else Decision(**fields)
 
 
@@ -157,18 +156,43 @@ def encode_decision(
             worker_id=worker_id,
         )
         return decision.__pydantic_serializer__.to_json(decision)
+    # Plain strings, not enum members: pydantic_core serialises an enum ~10x slower.
+    source_fields = {"topic": topic, "partition": partition, "offset": offset}
     return to_json(
-        {
-            "submission_id": submission.id,
-            "kind": submission.kind,
-            "queue": submission.queue_name,
-            "verdict": member.value,
-            "reasons": reasons,
-            "decided_at": decided_at,
-            "source": {"topic": topic, "partition": partition, "offset": offset},
-            "worker_id": worker_id,
-        }
+        _fields(
+            submission,
+            kind=submission.kind,
+            verdict=member.value,
+            reasons=reasons,
+            decided_at=decided_at,
+            source=source_fields,
+            worker_id=worker_id,
+        )
     )
+
+
+def _fields(
+    submission: Submission,
+    *,
+    kind: object,
+    verdict: object,
+    reasons: tuple[str, ...],
+    decided_at: datetime,
+    source: object,
+    worker_id: str,
+) -> dict[str, object]:
+    """A decision's fields, in the model's order (which is also the wire order), for both
+    :func:`build_decision` (members and a model) and :func:`encode_decision` (plain values)."""
+    return {
+        "submission_id": submission.id,
+        "kind": kind,
+        "queue": submission.queue_name,
+        "verdict": verdict,
+        "reasons": reasons,
+        "decided_at": decided_at,
+        "source": source,
+        "worker_id": worker_id,
+    }
 
 
 # Enum lookups by value without Enum.__call__ (a StrEnum member hashes like its value).
