@@ -2,7 +2,8 @@
 
 A publisher that validates a whole batch before sending any of it must know each record's
 size first. Encoding every record up front and sending afterwards serialises the two (on 2
-cores that cost a batch ~30 % of its throughput: ``bench/publisher.py``, "encode first").
+cores that cost a batch 11-29 % of its throughput: the "encode first" row of
+``python -m bench.publisher``, against the loop that encodes as it sends).
 When no instance of a model class can exceed the size limit, its size needs no check, and
 its encoding can wait until it is sent. This module says when that is so.
 

@@ -56,9 +56,9 @@ class Deliveries(Sequence[Delivery]):
 
     Kept as columns (five lists) and each Delivery built when it is read: a batch of 50,000
     as a list of tuples is 50,000 objects the garbage collector tracks and traverses in every
-    full collection, which cost ``publish_many`` a tenth of its throughput. Indexing, slicing
-    (another ``Deliveries``), iteration, ``len`` and equality with any sequence of Delivery
-    work as for a list.
+    full collection, a large share of ``publish_many``'s time (seen while profiling).
+    Indexing, slicing (another ``Deliveries``), iteration, ``len`` and equality with any
+    sequence of Delivery work as for a list.
     """
 
     __slots__ = ("_ids", "_keys", "_offsets", "_partitions", "_topics")
@@ -284,8 +284,8 @@ class PreparedBatch:
 
     Columns rather than a list of :class:`Outgoing`: their items are str and bytes, which the
     garbage collector does not track, while a tuple per record of a large batch is traversed
-    by every full collection until the batch is done (that cost ``publish_many`` a fifth of
-    its throughput).
+    by every full collection until the batch is done (a large share of ``publish_many``'s
+    time, seen while profiling).
 
     ``values[i]`` is ``None`` when record ``i`` is a model whose size needs no check
     (``schemas.size_bounds``): ``models[i]`` is then encoded as it is sent (:meth:`value`), so
@@ -326,10 +326,10 @@ def prepare_many(
     """:func:`prepare` every input, in order; the first invalid one raises its ContractError.
 
     The same checks and the same bytes as ``prepare`` (a test pins both). Instances of the
-    contract's own model classes take ``prepare``'s model branch inlined, which saves a fifth
-    of the per-record cost of a batch; and when their class cannot encode to more than
+    contract's own model classes take ``prepare``'s model branch inlined (a function call
+    and a tuple less per record); and when their class cannot encode to more than
     ``max_bytes`` (``schemas.size_bounds``), they are not encoded here at all but as they are
-    sent (``PreparedBatch.value``), which spares a batch the ~30 % that encoding everything
+    sent (``PreparedBatch.value``), which spares a batch the 11-29 % that encoding everything
     before sending anything costs.
     """
     batch = PreparedBatch()
